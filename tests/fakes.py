@@ -1,0 +1,44 @@
+"""A scripted engine for fast unit tests of routing and parsing (never used end to end)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ie_service.generation import Generation, PromptTooLong
+from ie_service.sampling import SamplingOptions
+
+
+class ScriptedEngine:
+    """Answers each prompt with ``reply(prompt, schema)``; records what it was asked."""
+
+    model_name = "scripted"
+    max_model_len = 512
+
+    def __init__(self, reply: Callable[[str, dict | None], str] = lambda p, s: "ok") -> None:
+        self.reply = reply
+        self.calls: list[tuple[str, SamplingOptions, dict | None]] = []
+        self.healthy = True
+
+    def render(self, instruction: str, input: str = "") -> str:
+        return f"{instruction}\n{input}" if input else instruction
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    async def generate(
+        self, prompt: str, options: SamplingOptions, json_schema: dict[str, Any] | None = None
+    ) -> Generation:
+        n = self.count_tokens(prompt)
+        if n + options.max_tokens > self.max_model_len:
+            raise PromptTooLong(f"prompt has {n} tokens")
+        self.calls.append((prompt, options, json_schema))
+        text = self.reply(prompt, json_schema)
+        return Generation(text, n, len(text.split()), "stop")
+
+    async def check_health(self) -> None:
+        if not self.healthy:
+            raise RuntimeError("engine core died")
+
+    def shutdown(self) -> None:
+        pass
