@@ -9,9 +9,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from .. import __version__
+from ..extraction.extractor import Extractor
+from ..extraction.templates import TemplateRegistry
 from ..generation import TextEngine
 from .disconnect import cancel_on_disconnect
 from .errors import install_error_handlers
+from .extract_routes import router as extract_router
 from .wire import (
     ErrorResponse,
     GenerateRequest,
@@ -28,12 +31,15 @@ def engine_of(request: Request) -> TextEngine:
     return request.app.state.engine
 
 
-def create_app(engine_factory: Callable[[], TextEngine]) -> FastAPI:
+def create_app(engine_factory: Callable[[], TextEngine],
+               templates: TemplateRegistry | None = None) -> FastAPI:
     """Build the app; ``engine_factory`` runs at start-up, its engine is shut down at exit."""
+    templates = templates or TemplateRegistry.default()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = engine_factory()
+        app.state.extractor = Extractor(app.state.engine, templates)
         try:
             yield
         finally:
@@ -41,6 +47,7 @@ def create_app(engine_factory: Callable[[], TextEngine]) -> FastAPI:
 
     app = FastAPI(title="ie-service", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
+    app.include_router(extract_router, responses=ERRORS)
 
     @app.post("/generate", response_model=GenerateResponse, responses=ERRORS)
     async def generate(body: GenerateRequest, request: Request) -> GenerateResponse:

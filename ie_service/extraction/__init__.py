@@ -1,0 +1,1 @@
+"""Extraction layer: schema → prompts → engine → parse → ground → merge."""

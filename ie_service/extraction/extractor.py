@@ -1,0 +1,115 @@
+"""Run one extraction: chunk text, split schema, render prompts, ask the engine, parse,
+ground, merge. Everything model-facing goes through :class:`TextEngine`."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..generation import PromptTooLong, TextEngine
+from .chunking import Chunk, chunk_text
+from .records import ExtractionStats
+from .schema import SchemaError
+from .tasks import TASKS, Grounder, Task
+from .templates import Template, TemplateRegistry
+
+CJK_SHARE = 0.2
+PROMPT_MARGIN = 8  # tokens of slack for tokenizer merges at the prompt/text boundary
+
+
+def detect_language(text: str) -> str:
+    """``zh`` when CJK ideographs make up a real share of the letters, else ``en``."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return "en"
+    cjk = sum(1 for c in letters if "\u4e00" <= c <= "\u9fff" or "\u3400" <= c <= "\u4dbf")
+    return "zh" if cjk / len(letters) >= CJK_SHARE else "en"
+
+
+@dataclass
+class Outcome:
+    """A finished extraction, before it is put on the wire."""
+
+    language: str
+    records: list[BaseModel] = field(default_factory=list)
+    raw_output: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    stats: ExtractionStats = field(default_factory=ExtractionStats)
+
+
+class Extractor:
+    def __init__(self, engine: TextEngine, templates: TemplateRegistry) -> None:
+        self.engine = engine
+        self.templates = templates
+
+    def _prompt(self, template: Template, task: Task, group: list, text: str,
+                examples: list[dict]) -> str:
+        instruction, input = template.render(
+            text, task.prompt_schema(group), task.labels_text(group), examples)
+        return self.engine.render(instruction, input)
+
+    def _chunks(self, text: str, template: Template, task: Task, groups: list[list],
+                examples: list[dict], max_tokens: int) -> list[Chunk]:
+        overhead = max(self.engine.count_tokens(self._prompt(template, task, g, "", examples))
+                       for g in groups)
+        budget = self.engine.max_model_len - max_tokens - overhead - PROMPT_MARGIN
+        if budget < 16:
+            raise PromptTooLong(
+                f"the prompt without text takes {overhead} tokens and max_tokens is {max_tokens}: "
+                f"no room for text in a context of {self.engine.max_model_len}; lower max_tokens, "
+                "labels_per_prompt or the number of examples")
+        return chunk_text(text, budget, self.engine.count_tokens)
+
+    async def extract(self, task_name: str, text: str, raw_schema: Any, options: Any) -> Outcome:
+        """``options``: a request model of ``extraction.wire`` (language, constrained, ...)."""
+        task = TASKS[task_name]
+        labels = task.labels(raw_schema)
+        language = options.language if options.language != "auto" else detect_language(text)
+        template = self.templates.pick(task_name, language, options.template, options.constrained)
+        size = options.labels_per_prompt or task.labels_per_prompt
+        groups = [labels[i:i + size] for i in range(0, len(labels), size)]
+        examples = [e.model_dump() for e in options.examples]
+        params = options.parameters
+        chunks = self._chunks(text, template, task, groups, examples, params.max_tokens)
+        jobs = [(chunk, group) for chunk in chunks for group in groups]
+
+        async def ask(chunk: Chunk, group: list):
+            prompt = self._prompt(template, task, group, chunk.text, examples)
+            schema = task.json_schema(group) if options.constrained else None
+            return await self.engine.generate(prompt, params, schema)
+
+        generations = await asyncio.gather(*(ask(c, g) for c, g in jobs))
+        out = Outcome(language=language,
+                      stats=ExtractionStats(prompts=len(jobs), chunks=len(chunks)))
+        seen: set[tuple] = set()
+        for (chunk, group), gen in zip(jobs, generations):
+            out.raw_output.append(gen.text)
+            out.stats.output_tokens += gen.num_output_tokens
+            if gen.truncated:
+                out.stats.truncated += 1
+                out.warnings.append(
+                    f"output cut at max_tokens={params.max_tokens} for chunk at offset "
+                    f"{chunk.offset}, labels {[label.name for label in group]}: discarded")
+                continue
+            parsed = task.parse(gen.text, group)
+            if not parsed.ok:
+                out.stats.unparseable += 1
+                out.warnings.append(f"could not parse the output for chunk at offset {chunk.offset}")
+            out.warnings += parsed.warnings
+            grounder = Grounder(text, chunk)
+            for record in task.build(parsed.records, group, grounder):
+                key = task.key(record)
+                if key not in seen:
+                    seen.add(key)
+                    out.records.append(record)
+            out.stats.ungrounded += grounder.ungrounded
+        if options.drop_ungrounded:
+            out.records = [g for g in map(task.grounded_only, out.records) if g is not None]
+        out.warnings = list(dict.fromkeys(out.warnings))
+        return out
+
+
+__all__ = ["Extractor", "Outcome", "SchemaError", "detect_language"]

@@ -1,0 +1,46 @@
+"""Typed extraction records (the response side of the wire format)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Span(BaseModel):
+    """A piece of the input. ``start``/``end`` are character offsets (end exclusive);
+    both are null and ``grounded`` false when the model's string is not in the text."""
+
+    text: str
+    start: int | None = None
+    end: int | None = None
+    grounded: bool = False
+
+
+class Entity(Span):
+    type: str | None = None
+
+
+class Triple(BaseModel):
+    head: Entity
+    relation: str
+    tail: Entity
+
+
+class Argument(Span):
+    role: str
+
+
+class Event(BaseModel):
+    type: str
+    trigger: Span | None = None
+    arguments: list[Argument] = Field(default_factory=list)
+
+
+class ExtractionStats(BaseModel):
+    """What happened on the way: counts a user (or ``eval``) can act on."""
+
+    prompts: int = 0
+    chunks: int = 0
+    truncated: int = Field(0, description="outputs cut at max_tokens (discarded)")
+    unparseable: int = Field(0, description="outputs no parser could read")
+    ungrounded: int = Field(0, description="spans not found in the input")
+    output_tokens: int = 0
