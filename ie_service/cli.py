@@ -25,7 +25,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-num-seqs", type=int, default=None, help="max concurrent sequences")
     g.add_argument("--gpu-memory-utilization", type=float, default=None,
                    help="fraction of device memory for weights+KV cache "
-                        "(on the CPU backend: of CPU memory; default 0.3 CPU, 0.9 GPU)")
+                        "(on the CPU backend: of host memory, per worker; default 0.9 on a GPU, "
+                        "about 3 GiB per worker on the CPU)")
     g.add_argument("--no-enforce-eager", dest="enforce_eager", action="store_false",
                    help="allow CUDA graphs / compilation (slower start, faster decode on GPU)")
     g.add_argument("--prompt-format", default="auto",

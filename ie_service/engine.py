@@ -13,6 +13,8 @@ import os
 import uuid
 from typing import Any
 
+import psutil
+
 from vllm import SamplingParams
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.platforms import current_platform
@@ -38,9 +40,21 @@ def is_cpu_backend() -> bool:
     return current_platform.is_cpu()
 
 
+CPU_RESERVE_BYTES = 3 * 1024**3
+
+
+def default_memory_utilization(on_cpu: bool) -> float:
+    """0.9 of a GPU. On the CPU backend the fraction is of host memory *per TP worker*,
+    checked against free memory at start: reserve about 3 GiB each (at most 0.3)."""
+    if not on_cpu:
+        return 0.9
+    total = psutil.virtual_memory().total
+    return round(min(0.3, CPU_RESERVE_BYTES / total), 3)
+
+
 def _engine_args(config: EngineConfig, model_path: str) -> AsyncEngineArgs:
     on_cpu = is_cpu_backend()
-    memory = config.gpu_memory_utilization or (0.3 if on_cpu else 0.9)
+    memory = config.gpu_memory_utilization or default_memory_utilization(on_cpu)
     kwargs: dict[str, Any] = {}
     if config.max_num_batched_tokens:
         kwargs["max_num_batched_tokens"] = config.max_num_batched_tokens

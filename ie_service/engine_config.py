@@ -19,7 +19,7 @@ class EngineConfig(BaseModel):
     max_num_batched_tokens: int | None = Field(None, ge=1)
     max_num_seqs: int | None = Field(None, ge=1)
     gpu_memory_utilization: float | None = Field(
-        None, gt=0.0, le=1.0, description="None = 0.3 on the CPU backend, 0.9 on a GPU"
+        None, gt=0.0, le=1.0, description="None = 0.9 on a GPU; on the CPU backend about 3 GiB per worker"
     )
     enforce_eager: bool = True
     seed: int = 0
