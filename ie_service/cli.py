@@ -49,6 +49,65 @@ def engine_config_from(args: argparse.Namespace) -> EngineConfig:
     )
 
 
+def engine_cli_args(config: EngineConfig) -> list[str]:
+    """The ``serve`` flags that reproduce ``config`` (to start a server for eval / kg)."""
+    out = []
+    for name, value in config.model_dump().items():
+        flag = "--" + name.replace("_", "-")
+        if name == "enforce_eager":
+            out += [] if value else ["--no-enforce-eager"]
+        elif value is not None and name != "seed":
+            out += [flag, str(value)]
+    return out
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+    from contextlib import nullcontext
+    from pathlib import Path
+
+    from .evaluation import datasets, runner
+    from .evaluation.scoring import table
+    from .testing import running_server
+
+    docs = datasets.load(args.dataset, args.format)[args.offset:]
+    if args.limit:
+        docs = docs[: args.limit]
+    if not docs:
+        print("error: no documents selected", file=sys.stderr)
+        return 2
+    schema = datasets.labels_of(datasets.load(args.dataset, args.format), args.task)
+    if args.schema:
+        schema = json.loads(Path(args.schema).read_text(encoding="utf-8"))
+    body = {"schema": schema, "constrained": not args.free, "language": args.language,
+            "parameters": {"temperature": 0, "max_tokens": args.max_tokens}}
+    if args.template:
+        body["template"] = args.template
+    if args.labels_per_prompt:
+        body["labels_per_prompt"] = args.labels_per_prompt
+    if args.examples:
+        body["examples"] = json.loads(Path(args.examples).read_text(encoding="utf-8"))
+    stem = f"{Path(args.dataset).stem}-{args.task}-{'free' if args.free else 'constrained'}"
+    if args.examples:
+        stem += "-fewshot"
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    predictions = Path(args.predictions or out_dir / f"{stem}.predictions.jsonl")
+    server = nullcontext(args.url) if args.url else running_server(
+        engine_cli_args(engine_config_from(args)), log_path=out_dir / f"{stem}.server.log")
+    with server as url:
+        report = runner.evaluate(url.rstrip("/"), args.task, docs, body, predictions,
+                                 concurrency=args.concurrency, api_key=args.api_key)
+    report["dataset"] = args.dataset
+    report_path = Path(args.report or out_dir / f"{stem}.report.json")
+    report_path.write_text(json.dumps(report, ensure_ascii=False, indent=2))
+    for kind, scores in report["scores"].items():
+        print(table(scores, f"{args.dataset} {args.task} {kind}"))
+    print(json.dumps(report["totals"]))
+    print(f"report: {report_path}  predictions: {predictions}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -66,6 +125,73 @@ def cmd_prepare_model(args: argparse.Namespace) -> int:
 
     print(ensure_embedded_model())
     return 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from .weights import diff, md5
+    from .weights.shards import WeightsError
+
+    try:
+        if args.op == "recover":
+            print(diff.recover(args.base, args.diff, args.out, fp16=args.fp16, force=args.force))
+        elif args.op == "apply-delta":
+            print(diff.apply_delta(args.base, args.delta, args.out, fp16=args.fp16, force=args.force))
+        elif args.op == "make-diff":
+            print(diff.make_diff(args.base, args.tuned, args.out, force=args.force))
+        elif args.op == "merge-lora":
+            from .weights.lora import merge_lora
+
+            print(merge_lora(args.base, args.lora, args.out, dtype=args.dtype, force=args.force))
+        elif args.op == "md5":
+            return _md5(args, md5)
+    except (WeightsError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _md5(args: argparse.Namespace, md5) -> int:
+    if args.expect:
+        problems = md5.check(args.dir, md5.read_manifest(args.expect))
+        for p in problems:
+            print(p, file=sys.stderr)
+        print("OK" if not problems else f"{len(problems)} problem(s)")
+        return 1 if problems else 0
+    sums = md5.folder_md5(args.dir)
+    target = args.write or f"{args.dir}/{md5.MANIFEST}"
+    md5.write_manifest(sums, target)
+    print(f"wrote {len(sums)} checksums to {target}")
+    return 0
+
+
+def add_weights_parser(sub) -> None:
+    w = sub.add_parser("weights", help="recover / apply-delta / make-diff / merge-lora / md5",
+                       description="Weight tooling. Works shard by shard (safetensors, lazy "
+                                   "loading); output appears only when complete.")
+    ops = w.add_subparsers(dest="op", required=True, metavar="OP")
+    r = ops.add_parser("recover", help="ZhiXi weight_diff recover: tuned = base + diff")
+    r.add_argument("--base", required=True, help="original LLaMA folder")
+    r.add_argument("--diff", required=True, help="published diff folder")
+    a = ops.add_parser("apply-delta", help="FastChat/Ziya apply_delta: base + delta (vocab may grow)")
+    a.add_argument("--base", required=True)
+    a.add_argument("--delta", required=True)
+    m = ops.add_parser("make-diff", help="diff = tuned - base, float32 (the reverse of recover)")
+    m.add_argument("--base", required=True)
+    m.add_argument("--tuned", required=True)
+    for p in (r, a):
+        p.add_argument("--fp16", action="store_true", help="store float16 (computed in float32)")
+    lo = ops.add_parser("merge-lora", help="merge a peft LoRA adapter into its base")
+    lo.add_argument("--base", required=True)
+    lo.add_argument("--lora", required=True)
+    lo.add_argument("--dtype", default="float32", help="float32 | float16 | bfloat16")
+    for p in (r, a, m, lo):
+        p.add_argument("--out", required=True, help="output folder (must not exist)")
+        p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    h = ops.add_parser("md5", help="write or check an MD5 manifest (md5sum format)")
+    h.add_argument("dir")
+    h.add_argument("--expect", help="manifest to check against (exit 1 on any mismatch)")
+    h.add_argument("--write", help="where to write the manifest (default DIR/md5sums.txt)")
+    w.set_defaults(func=cmd_weights)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +213,35 @@ def build_parser() -> argparse.ArgumentParser:
     prep = sub.add_parser("prepare-model",
                           help="convert the embedded SmolLM2 GGUF into the cache, print its path")
     prep.set_defaults(func=cmd_prepare_model)
+    add_weights_parser(sub)
+
+    ev = sub.add_parser("eval", help="score extraction on a gold set (P/R/F1, parse failures)",
+                        description="Run /extract/{task} over a data set through a service (--url) "
+                                    "or a server started here, and score strict P/R/F1 per type. "
+                                    "Resumable: predictions are appended to a JSONL file.")
+    ev.add_argument("--dataset", required=True,
+                    help="wnut17 | crossner-ai | crossner-music | fewfc (from ../shared/data or "
+                         "$IE_SERVICE_DATA), or a path to a file of one of those formats")
+    ev.add_argument("--format", choices=["bio", "crossner", "fewfc", "jsonl"], default=None,
+                    help="file format (default: by name, or sniffed)")
+    ev.add_argument("--task", required=True, choices=["ner", "re", "ee"])
+    ev.add_argument("--limit", type=int, default=None, help="first N documents (after --offset)")
+    ev.add_argument("--offset", type=int, default=0)
+    ev.add_argument("--url", default=None, help="a running service; default: start one here")
+    ev.add_argument("--api-key", default=None)
+    ev.add_argument("--free", action="store_true", help="unconstrained decoding")
+    ev.add_argument("--language", default="auto", choices=["auto", "en", "zh"])
+    ev.add_argument("--template", default=None)
+    ev.add_argument("--schema", default=None, help="JSON file with the schema (default: the data's labels)")
+    ev.add_argument("--examples", default=None, help="JSON file: few-shot [{input, output}]")
+    ev.add_argument("--labels-per-prompt", type=int, default=None)
+    ev.add_argument("--max-tokens", type=int, default=256)
+    ev.add_argument("--concurrency", type=int, default=8)
+    ev.add_argument("--out-dir", default="eval-runs")
+    ev.add_argument("--predictions", default=None, help="JSONL of predictions (resumes from it)")
+    ev.add_argument("--report", default=None, help="JSON report path")
+    add_engine_arguments(ev)
+    ev.set_defaults(func=cmd_eval)
     return parser
 
 

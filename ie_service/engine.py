@@ -20,10 +20,11 @@ from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.platforms import current_platform
 from vllm.sampling_params import StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
+from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
 from .embedded import EMBEDDED_MODEL_NAME, ensure_embedded_model
 from .engine_config import EngineConfig
-from .generation import Generation, PromptTooLong
+from .generation import EngineUnavailable, Generation, PromptTooLong
 from .prompt_formats import PromptFormat, resolve_format
 from .sampling import SamplingOptions
 
@@ -153,10 +154,13 @@ class Engine:
             )
         request_id = f"ie-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
         final = None
-        async for output in self._llm.generate(
-            {"prompt_token_ids": ids}, to_sampling_params(options, json_schema), request_id
-        ):
-            final = output
+        try:
+            async for output in self._llm.generate(
+                {"prompt_token_ids": ids}, to_sampling_params(options, json_schema), request_id
+            ):
+                final = output
+        except (EngineDeadError, EngineGenerateError) as exc:
+            raise EngineUnavailable(f"engine failed: {exc}") from exc
         assert final is not None, "vLLM returned no output"
         completion = final.outputs[0]
         return Generation(

@@ -12,6 +12,10 @@ class PromptTooLong(ValueError):
     """The prompt plus the requested new tokens does not fit the model's context."""
 
 
+class EngineUnavailable(RuntimeError):
+    """The engine core died or refused work; the service cannot answer (503)."""
+
+
 @dataclass(frozen=True)
 class Generation:
     """One finished completion."""

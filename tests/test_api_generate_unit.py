@@ -75,3 +75,14 @@ def test_health_reports_dead_engine_as_503(client, engine):
 def test_models_lists_the_engine(client):
     data = client.get("/v1/models").json()["data"]
     assert data[0]["id"] == "scripted" and data[0]["max_model_len"] == 512
+
+
+def test_dead_engine_is_503_not_500(client, engine):
+    from ie_service.generation import EngineUnavailable
+
+    async def dead(*args, **kwargs):
+        raise EngineUnavailable("engine failed: EngineCore died")
+
+    engine.generate = dead
+    r = client.post("/generate", json={"instruction": "x"})
+    assert r.status_code == 503 and "engine failed" in r.json()["error"]

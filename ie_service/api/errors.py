@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ..generation import PromptTooLong
+from ..generation import EngineUnavailable, PromptTooLong
 from .disconnect import ClientDisconnected
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PromptTooLong)
     async def _too_long(_: Request, exc: PromptTooLong) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.exception_handler(EngineUnavailable)
+    async def _unavailable(_: Request, exc: EngineUnavailable) -> JSONResponse:
+        log.error("engine unavailable: %s", exc)
+        return JSONResponse({"error": str(exc)}, status_code=503)
 
     @app.exception_handler(ClientDisconnected)
     async def _gone(_: Request, __: ClientDisconnected) -> JSONResponse:

@@ -1,0 +1,104 @@
+"""Run extraction over a gold set through a service URL, score it, write a report.
+
+Predictions are appended to a JSONL file as they arrive; a rerun with the same file skips
+documents already done (resumable)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tqdm import tqdm
+
+from .datasets import GoldDoc
+from .scoring import Scorer
+
+
+def gold_tuples(doc: GoldDoc, task: str) -> dict[str, list[tuple]]:
+    if task == "ner":
+        return {"entities": [(t, x) for x, t in doc.entities]}
+    if task == "re":
+        return {"triples": [(r, h, t) for h, r, t in doc.relations]}
+    return {"triggers": [(e.type, e.trigger) for e in doc.events if e.trigger],
+            "arguments": [(f"{e.type}:{role}", text) for e in doc.events for role, text in e.arguments]}
+
+
+def predicted_tuples(response: dict, task: str) -> dict[str, list[tuple]]:
+    if task == "ner":
+        return {"entities": [(e["type"], e["text"]) for e in response["entities"]]}
+    if task == "re":
+        return {"triples": [(t["relation"], t["head"]["text"], t["tail"]["text"]) for t in response["triples"]]}
+    events = response["events"]
+    return {"triggers": [(e["type"], e["trigger"]["text"]) for e in events if e.get("trigger")],
+            "arguments": [(f"{e['type']}:{a['role']}", a["text"]) for e in events for a in e["arguments"]]}
+
+
+async def _predict(url: str, task: str, docs: list[GoldDoc], body: dict[str, Any],
+                   out: Path, concurrency: int, api_key: str | None) -> int:
+    done = set()
+    if out.is_file():
+        done = {json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines() if line.strip()}
+    todo = [d for d in docs if d.id not in done]
+    sem = asyncio.Semaphore(concurrency)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    bar = tqdm(total=len(docs), initial=len(docs) - len(todo), desc=f"eval {task}", unit="doc")
+    with out.open("a", encoding="utf-8") as sink:
+        async with httpx.AsyncClient(timeout=600, headers=headers) as client:
+            async def one(doc: GoldDoc) -> None:
+                async with sem:
+                    t = time.perf_counter()
+                    r = await client.post(f"{url}/extract/{task}", json={**body, "text": doc.text})
+                    seconds = time.perf_counter() - t
+                if r.status_code != 200:
+                    record = {"id": doc.id, "error": f"{r.status_code}: {r.text[:300]}", "seconds": seconds}
+                else:
+                    res = r.json()
+                    record = {"id": doc.id, "pred": predicted_tuples(res, task), "stats": res["stats"],
+                              "seconds": seconds}
+                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+                sink.flush()
+                bar.update()
+
+            await asyncio.gather(*(one(d) for d in todo))
+    bar.close()
+    return len(todo)
+
+
+def evaluate(url: str, task: str, docs: list[GoldDoc], body: dict[str, Any], predictions: Path,
+             concurrency: int = 8, api_key: str | None = None) -> dict:
+    """Predict what is missing from ``predictions``, then score everything in it."""
+    t = time.perf_counter()
+    new = asyncio.run(_predict(url, task, docs, body, predictions, concurrency, api_key))
+    wall = time.perf_counter() - t
+    by_id = {}
+    for line in predictions.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            by_id[rec["id"]] = rec
+    scorers: dict[str, Scorer] = {}
+    totals = {"docs": 0, "errors": 0, "prompts": 0, "unparseable": 0, "truncated": 0,
+              "ungrounded": 0, "output_tokens": 0, "request_seconds": 0.0}
+    for doc in docs:
+        rec = by_id.get(doc.id)
+        if rec is None:
+            continue
+        totals["docs"] += 1
+        totals["request_seconds"] += rec.get("seconds", 0.0)
+        pred = rec.get("pred") or {}
+        if "error" in rec:
+            totals["errors"] += 1
+        for key in ("prompts", "unparseable", "truncated", "ungrounded", "output_tokens"):
+            totals[key] += (rec.get("stats") or {}).get(key, 0)
+        for kind, gold in gold_tuples(doc, task).items():
+            scorers.setdefault(kind, Scorer()).add(gold, [tuple(p) for p in pred.get(kind, [])])
+    totals["parse_failure_rate"] = round(totals["unparseable"] / totals["prompts"], 4) if totals["prompts"] else 0.0
+    totals["truncation_rate"] = round(totals["truncated"] / totals["prompts"], 4) if totals["prompts"] else 0.0
+    totals["docs_this_run"] = new
+    totals["wall_seconds_this_run"] = round(wall, 2)
+    totals["docs_per_s_this_run"] = round(new / wall, 3) if new else None
+    return {"task": task, "request": body, "totals": totals,
+            "scores": {kind: s.report() for kind, s in scorers.items()}}

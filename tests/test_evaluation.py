@@ -1,0 +1,101 @@
+"""Scorer on hand-made gold/prediction pairs with known P/R/F1; loaders on the real files."""
+
+import json
+
+import pytest
+
+from ie_service.evaluation import datasets
+from ie_service.evaluation.runner import gold_tuples, predicted_tuples
+from ie_service.evaluation.scoring import Scorer
+
+
+def test_known_prf_with_duplicates_partial_overlap_and_type_mismatch():
+    s = Scorer()
+    gold = [("person", "Barack Obama"), ("location", "Berlin"), ("person", "Merkel")]
+    pred = [
+        ("person", "Barack Obama"),   # exact: tp
+        ("person", "Barack Obama"),   # duplicate: counted once
+        ("person", "Obama"),          # partial overlap: fp (strict), gold "Barack Obama" already matched
+        ("organization", "Berlin"),   # type mismatch: fp, and gold location/Berlin is fn
+        ("person", " Merkel "),       # whitespace differences are not errors: tp
+    ]
+    s.add(gold, pred)
+    r = s.report()
+    assert (r["micro"]["tp"], r["micro"]["fp"], r["micro"]["fn"]) == (2, 2, 1)
+    assert r["micro"]["precision"] == 0.5 and r["micro"]["recall"] == round(2 / 3, 4)
+    assert r["micro"]["f1"] == round(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3), 4)
+    assert r["per_type"]["person"] == {"tp": 2, "fp": 1, "fn": 0, "precision": round(2 / 3, 4),
+                                       "recall": 1.0, "f1": 0.8}
+    assert r["per_type"]["location"]["fn"] == 1 and r["per_type"]["organization"]["fp"] == 1
+
+
+def test_documents_are_scored_separately_and_empty_is_zero():
+    s = Scorer()
+    s.add([("p", "A")], [])
+    s.add([], [("p", "A")])  # right string, wrong document
+    assert s.report()["micro"] == {"tp": 0, "fp": 1, "fn": 1, "precision": 0.0, "recall": 0.0, "f1": 0.0}
+
+
+def test_triple_counts_only_when_head_relation_tail_match():
+    s = Scorer()
+    s.add([("founded by", "Microsoft", "Bill Gates")],
+          [("founded by", "Microsoft", "Bill Gates"), ("founded by", "Bill Gates", "Microsoft")])
+    assert (s.micro.tp, s.micro.fp, s.micro.fn) == (1, 1, 0)
+
+
+def test_event_tuples_from_gold_and_response():
+    doc = datasets.GoldDoc(id="1", text="t", events=[datasets.GoldEvent(
+        type="质押", trigger="质押", arguments=[("sub-org", "A公司")])])
+    response = {"events": [{"type": "质押", "trigger": {"text": "质押"},
+                            "arguments": [{"role": "sub-org", "text": "A公司"}, {"role": "obj", "text": "股份"}]}]}
+    assert gold_tuples(doc, "ee") == {"triggers": [("质押", "质押")], "arguments": [("质押:sub-org", "A公司")]}
+    pred = predicted_tuples(response, "ee")
+    assert pred["arguments"] == [("质押:sub-org", "A公司"), ("质押:obj", "股份")]
+
+
+def test_wnut17_bio_loader():
+    docs = datasets.load("wnut17")
+    assert len(docs) == 1287
+    assert sum(len(d.entities) for d in docs) == 1079
+    assert docs[0].text.startswith("& gt ; * The soldier was killed")
+    for d in docs[:200]:
+        for text, _ in d.entities:
+            assert text in d.text
+    assert set(datasets.labels_of(docs, "ner")) == {
+        "person", "location", "group", "creative-work", "corporation", "product"}
+
+
+def test_bio_loader_on_own_file(tmp_path):
+    path = tmp_path / "mini.bio"
+    path.write_text("Barack\tB-person\nObama\tI-person\nin\tO\nNew\tB-location\nYork\tI-location\n\n"
+                    "stray\tI-group\nend\tO\n")
+    docs = datasets.load(str(path))
+    assert [d.entities for d in docs] == [[("Barack Obama", "person"), ("New York", "location")],
+                                         [("stray", "group")]]
+
+
+def test_crossner_loader():
+    docs = datasets.load("crossner-ai")
+    assert len(docs) == 430 and sum(len(d.entities) for d in docs) == 1782
+    assert docs[0].entities[0] == ("naive Bayes classifier", "algorithm")
+    assert len(datasets.labels_of(docs, "ner")) == 14
+
+
+def test_fewfc_loader():
+    docs = datasets.load("fewfc")
+    assert len(docs) == 1821 and sum(len(d.events) for d in docs) == 3320
+    first = docs[0].events[0]
+    assert (first.type, first.trigger) == ("减持", "减持")
+    assert ("sub", "嘉强顺风") in first.arguments
+    assert set(datasets.labels_of(docs, "ee")) == {"质押", "股份股权转让", "投资", "减持", "起诉"}
+
+
+def test_jsonl_loader_and_missing_file(tmp_path):
+    path = tmp_path / "gold.jsonl"
+    path.write_text(json.dumps({"id": "a", "text": "Microsoft was founded by Bill Gates.",
+                                "relations": [{"head": "Microsoft", "relation": "founded by",
+                                               "tail": "Bill Gates"}]}) + "\n")
+    docs = datasets.load(str(path))
+    assert docs[0].relations == [("Microsoft", "founded by", "Bill Gates")]
+    with pytest.raises(FileNotFoundError, match="named sets"):
+        datasets.load(str(tmp_path / "nope.json"))
