@@ -114,9 +114,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .api.app import create_app
     from .engine import Engine
 
+    from .api.settings import ServiceSettings
+
     config = engine_config_from(args)
-    app = create_app(lambda: Engine.start(config))
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    settings = ServiceSettings(
+        api_keys=(args.api_key or []) + ServiceSettings.keys_from_env(),
+        max_request_bytes=args.max_request_bytes,
+        max_outstanding=args.max_outstanding,
+        request_timeout_s=args.request_timeout,
+    )
+    app = create_app(lambda: Engine.start(config), settings=settings)
+    # our middleware writes one JSON access line per request; uvicorn's own is off
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return 0
 
 
@@ -208,6 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 in containers)")
     serve.add_argument("--port", type=int, default=8090)
     serve.add_argument("--log-level", default="info")
+    limits = serve.add_argument_group("limits and access")
+    limits.add_argument("--api-key", action="append", default=None,
+                        help="require this key on every route (repeatable; also $IE_SERVICE_API_KEYS, "
+                             "comma-separated); clients send 'Authorization: Bearer KEY' or 'X-API-Key'")
+    limits.add_argument("--max-request-bytes", type=int, default=2 * 1024 * 1024, help="larger bodies: 413")
+    limits.add_argument("--max-outstanding", type=int, default=256,
+                        help="engine requests in flight + waiting; beyond this: 429 with Retry-After")
+    limits.add_argument("--request-timeout", type=float, default=600.0,
+                        help="seconds per engine request; beyond: 504 and the generation is aborted")
     serve.set_defaults(func=cmd_serve)
 
     prep = sub.add_parser("prepare-model",
@@ -245,8 +263,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def setup_logging() -> None:
+    """Text logs for humans; the access log is one JSON object per line (``ie_service.access``)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    access = logging.getLogger("ie_service.access")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter('{"ts": "%(asctime)s", "access": %(message)s}'))
+    access.addHandler(handler)
+    access.propagate = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
     args = build_parser().parse_args(argv)
     return args.func(args)
 

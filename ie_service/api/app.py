@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from .. import __version__
 from ..extraction.extractor import Extractor
@@ -15,6 +15,9 @@ from ..generation import TextEngine
 from .disconnect import cancel_on_disconnect
 from .errors import install_error_handlers
 from .extract_routes import router as extract_router
+from .guard import Guard
+from .metrics import Metrics
+from .settings import ServiceSettings
 from .wire import (
     ErrorResponse,
     GenerateRequest,
@@ -24,7 +27,7 @@ from .wire import (
     ModelList,
 )
 
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 422, 499, 500)}
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 429, 499, 500, 503, 504)}
 
 
 def engine_of(request: Request) -> TextEngine:
@@ -32,9 +35,12 @@ def engine_of(request: Request) -> TextEngine:
 
 
 def create_app(engine_factory: Callable[[], TextEngine],
-               templates: TemplateRegistry | None = None) -> FastAPI:
+               templates: TemplateRegistry | None = None,
+               settings: ServiceSettings | None = None) -> FastAPI:
     """Build the app; ``engine_factory`` runs at start-up, its engine is shut down at exit."""
     templates = templates or TemplateRegistry.default()
+    settings = settings or ServiceSettings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -46,6 +52,8 @@ def create_app(engine_factory: Callable[[], TextEngine],
             app.state.engine.shutdown()
 
     app = FastAPI(title="ie-service", version=__version__, lifespan=lifespan)
+    app.state.metrics = metrics
+    app.add_middleware(Guard, settings=settings, metrics=metrics)
     install_error_handlers(app)
     app.include_router(extract_router, responses=ERRORS)
 
@@ -80,5 +88,9 @@ def create_app(engine_factory: Callable[[], TextEngine],
     async def models(request: Request) -> ModelList:
         engine = engine_of(request)
         return ModelList(data=[ModelCard(id=engine.model_name, max_model_len=engine.max_model_len)])
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     return app

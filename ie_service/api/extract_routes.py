@@ -35,6 +35,11 @@ async def _run(request: Request, task: str, texts: list[str], body: wire._Option
             *(extractor.extract(task, text, raw_schema, body) for text in texts)))
     except (SchemaError, TemplateError) as exc:
         raise HTTPException(422, str(exc)) from exc
+    metrics = request.app.state.metrics
+    for o in outcomes:
+        for kind in ("truncated", "unparseable", "ungrounded"):
+            metrics.extraction.labels(task, kind).inc(getattr(o.stats, kind))
+        metrics.output_tokens.labels(task).inc(o.stats.output_tokens)
     return [_response(task, o) for o in outcomes]
 
 

@@ -1,0 +1,137 @@
+"""ASGI middleware in front of every route: request id, API keys, body size, admission
+(bounded outstanding engine work → 429), timeout (→ 504, work cancelled), metrics and a
+JSON access log line."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .metrics import ENGINE_PATHS, Metrics
+from .settings import ServiceSettings
+
+access_log = logging.getLogger("ie_service.access")
+
+
+async def _reply(send: Send, status: int, error: str, headers: dict[str, str] | None = None) -> None:
+    body = json.dumps({"error": error}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Guard:
+    def __init__(self, app: ASGIApp, settings: ServiceSettings, metrics: Metrics) -> None:
+        self.app, self.settings, self.metrics = app, settings, metrics
+        self.outstanding = 0
+
+    def _authorized(self, scope: Scope) -> bool:
+        if not self.settings.api_keys:
+            return True
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"x-api-key", b"").decode("latin-1")
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        if auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        return any(hmac.compare_digest(given.encode(), k.encode()) for k in self.settings.api_keys)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        label = self.metrics.path_label(path)
+        request_id = uuid.uuid4().hex[:16]
+        started = time.perf_counter()
+        state = {"status": 500, "sent": False}
+
+        async def send_wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"], state["sent"] = message["status"], True
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        async def refuse(status: int, reason: str, error: str, headers: dict | None = None) -> None:
+            self.metrics.rejected.labels(reason).inc()
+            if not state["sent"]:
+                await _reply(send_wrapped, status, error, headers)
+
+        try:
+            await self._handle(scope, receive, send_wrapped, refuse, path)
+        finally:
+            seconds = time.perf_counter() - started
+            self.metrics.requests.labels(label, str(state["status"])).inc()
+            self.metrics.latency.labels(label).observe(seconds)
+            access_log.info(json.dumps({
+                "request_id": request_id, "method": scope.get("method"), "path": path,
+                "status": state["status"], "ms": round(seconds * 1000, 1),
+                "client": (scope.get("client") or ["?"])[0]}))
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, refuse, path: str) -> None:
+        if not self._authorized(scope):
+            await refuse(401, "auth", "missing or invalid API key", {"www-authenticate": "Bearer"})
+            return
+        headers = dict(scope.get("headers") or [])
+        limit = self.settings.max_request_bytes
+        try:
+            declared = int(headers.get(b"content-length", b"0") or 0)
+        except ValueError:
+            await refuse(400, "size", "invalid Content-Length")
+            return
+        if declared > limit:
+            await refuse(413, "size", f"request body over {limit} bytes")
+            return
+        body = await self._read_body(receive, limit)
+        if body is None:
+            await refuse(413, "size", f"request body over {limit} bytes")
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            """The buffered body once, then the client's own messages (disconnects)."""
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        if path not in ENGINE_PATHS:
+            await self.app(scope, replay, send)
+            return
+        if self.outstanding >= self.settings.max_outstanding:
+            await refuse(429, "queue", f"server busy: {self.outstanding} requests outstanding; retry later",
+                         {"retry-after": "1"})
+            return
+        self.outstanding += 1
+        self.metrics.outstanding.set(self.outstanding)
+        try:
+            await asyncio.wait_for(self.app(scope, replay, send), timeout=self.settings.request_timeout_s)
+        except asyncio.TimeoutError:
+            await refuse(504, "timeout", f"request took over {self.settings.request_timeout_s:g}s; aborted")
+        finally:
+            self.outstanding -= 1
+            self.metrics.outstanding.set(self.outstanding)
+
+    @staticmethod
+    async def _read_body(receive: Receive, limit: int) -> bytes | None:
+        """The whole request body, or None once it passes ``limit`` bytes."""
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
