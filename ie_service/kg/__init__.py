@@ -1,0 +1,1 @@
+"""Knowledge-graph construction: batch extraction client, entity de-duplication, exports."""

@@ -1,0 +1,87 @@
+"""Graph de-duplication and exports on a hand-made triples file."""
+
+import csv
+import json
+
+import pytest
+from rdflib import Graph as RDFGraph
+from rdflib import RDFS, Literal
+
+from ie_service.kg.build import done_ids, read_documents
+from ie_service.kg.export import export, to_cypher
+from ie_service.kg.graph import load_graph
+
+
+def ent(text, type_=None):
+    return {"text": text, "type": type_, "start": 0, "end": len(text), "grounded": True}
+
+
+EVIL = 'Bobby"}) DETACH DELETE n //'
+
+
+@pytest.fixture()
+def triples(tmp_path):
+    path = tmp_path / "triples.jsonl"
+    lines = [
+        {"doc_id": "d1", "triples": [
+            {"head": ent("Microsoft", "organization"), "relation": "founded by", "tail": ent("Bill Gates", "person")},
+            {"head": ent("Microsoft"), "relation": "located in", "tail": ent("Redmond", "location")}]},
+        {"doc_id": "d2", "triples": [
+            {"head": ent("microsoft "), "relation": "founded by", "tail": ent("bill  gates", "person")},
+            {"head": ent(EVIL), "relation": "knows", "tail": ent("Alice <x>")}]},
+    ]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n" + '{"doc_id": "d3", "tri')  # torn line
+    return path
+
+
+def test_entities_are_deduplicated_across_case_spacing_and_docs(triples):
+    g = load_graph(triples)
+    names = sorted(e.name for e in g.entities.values())
+    assert names == sorted(["Microsoft", "Bill Gates", "Redmond", EVIL, "Alice <x>"])
+    ms = next(e for e in g.entities.values() if e.name == "Microsoft")
+    assert ms.type == "organization" and ms.docs == {"d1", "d2"}
+    assert len(g.edges) == 4 and g.docs == {"d1", "d2"}
+
+
+def test_turtle_and_ntriples_parse_back(triples, tmp_path):
+    g = load_graph(triples)
+    for fmt in ("turtle", "nt"):
+        out = tmp_path / f"kg.{fmt}"
+        export(g, fmt, out)
+        rdf = RDFGraph().parse(out, format=fmt)
+        labels = {str(o) for _, _, o in rdf.triples((None, RDFS.label, None))}
+        assert {"Microsoft", "Bill Gates", EVIL, "founded by"} <= labels
+        assert (None, None, Literal("Alice <x>")) in rdf
+        mentioned = [t for t in rdf if str(t[1]).endswith("mentionedIn")]
+        assert len(mentioned) == 7  # Microsoft and Bill Gates in two docs, three others in one
+
+
+def test_neo4j_csv(triples, tmp_path):
+    files = export(load_graph(triples), "neo4j-csv", tmp_path / "neo4j")
+    by_name = {p.name: list(csv.reader(p.open())) for p in files}
+    assert by_name["entities.csv"][0] == ["id:ID", "name", "type", ":LABEL"]
+    assert len(by_name["entities.csv"]) == 1 + 5
+    assert by_name["relations.csv"][0][:3] == [":START_ID", ":END_ID", ":TYPE"]
+    assert len(by_name["relations.csv"]) == 1 + 4 and len(by_name["mentions.csv"]) == 1 + 7
+    assert any(row[1] == EVIL for row in by_name["entities.csv"])
+
+
+def test_cypher_is_parameterised(triples):
+    statements = to_cypher(load_graph(triples))
+    for s in statements:
+        assert "$rows" in s["query"]
+        assert "Bobby" not in s["query"] and "Microsoft" not in s["query"]
+    entity_rows = statements[1]["parameters"]["rows"]
+    assert any(r["name"] == EVIL for r in entity_rows)
+    assert "MENTIONS" in statements[2]["query"]
+
+
+def test_read_documents_and_done_ids(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("Alpha text.")
+    (tmp_path / "docs" / "b.jsonl").write_text('{"id": "x1", "text": "one"}\n\n{"text": "two"}\n')
+    docs = list(read_documents([str(tmp_path / "docs")]))
+    assert [(d.id, d.text) for d in docs] == [("a.txt", "Alpha text."), ("x1", "one"), ("b:3", "two")]
+    out = tmp_path / "t.jsonl"
+    out.write_text('{"doc_id": "x1", "triples": []}\n{"doc_id": "b:3", "tr')
+    assert done_ids(out) == {"x1"}

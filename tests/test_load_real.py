@@ -1,0 +1,27 @@
+"""A bounded load test on loopback against real servers: no 5xx, nothing lost."""
+
+import asyncio
+
+import httpx
+import pytest
+
+from ie_service.loadgen import run_load
+from ie_service.testing import running_server
+
+pytestmark = pytest.mark.engine
+
+
+def test_load_on_shared_server_all_answered(server_url):
+    result = asyncio.run(run_load(server_url, requests=36, concurrency=12, deadline_s=420))
+    assert result.lost == 0 and result.server_errors == 0, result.summary()
+    assert result.statuses == {200: 36}, result.summary()
+
+
+def test_overload_is_refused_with_429_not_lost(tmp_path):
+    """A server admitting 4 outstanding requests, hit by 24 at once: the rest get 429."""
+    with running_server(["--max-outstanding", "4"], log_path=tmp_path / "serve.log") as url:
+        result = asyncio.run(run_load(url, requests=24, concurrency=24, deadline_s=420))
+        metrics = httpx.get(f"{url}/metrics").text
+    assert result.lost == 0 and result.server_errors == 0, result.summary()
+    assert set(result.statuses) == {200, 429} and result.statuses[200] >= 4, result.summary()
+    assert f'ie_rejected_total{{reason="queue"}} {float(result.statuses[429])}' in metrics
