@@ -42,10 +42,13 @@ async def bench_service(url: str, prompts: list[str], max_tokens: int, concurren
         return {"tokens": tokens, "seconds": time.perf_counter() - t}
 
 
-def bench_vllm_offline(model: str, prompts: list[str], max_tokens: int) -> dict:
+def bench_vllm_offline(model: str, prompts: list[str], max_tokens: int, dtype: str) -> dict:
     from vllm import LLM, SamplingParams
 
-    llm = LLM(model=model, max_model_len=2048, gpu_memory_utilization=0.3, enforce_eager=True)
+    from ie_service.engine import default_memory_utilization
+
+    llm = LLM(model=model, dtype=dtype, max_model_len=2048, enforce_eager=True,
+              gpu_memory_utilization=default_memory_utilization(on_cpu=True))
     tok = llm.get_tokenizer()
     texts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
                                      add_generation_prompt=True) for p in prompts]
@@ -58,12 +61,12 @@ def bench_vllm_offline(model: str, prompts: list[str], max_tokens: int) -> dict:
     return {"tokens": sum(len(o.outputs[0].token_ids) for o in outs), "seconds": seconds}
 
 
-def bench_transformers(model: str, prompts: list[str], max_tokens: int) -> dict:
+def bench_transformers(model: str, prompts: list[str], max_tokens: int, dtype: str) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model)
-    lm = AutoModelForCausalLM.from_pretrained(model, torch_dtype=torch.bfloat16).eval()
+    lm = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype)).eval()
     tokens, t = 0, time.perf_counter()
     for p in prompts:
         text = tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
@@ -81,18 +84,19 @@ def main() -> None:
                     help="sequential generate is slow: time it on fewer prompts (rate is per token)")
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--dtype", default="float32", help="same for all three (float32 on AVX2 CPUs)")
     ap.add_argument("--out", default="benchmarks/results/generate.json")
     args = ap.parse_args()
 
     model = str(ensure_embedded_model())
     prompts = instructions(args.prompts)
     results = {}
-    with running_server(["--model", model]) as url:
+    with running_server(["--model", model, "--dtype", args.dtype]) as url:
         results["service /generate (concurrent)"] = asyncio.run(
             bench_service(url, prompts, args.max_tokens, args.concurrency))
-    results["vLLM offline LLM.generate"] = bench_vllm_offline(model, prompts, args.max_tokens)
+    results["vLLM offline LLM.generate"] = bench_vllm_offline(model, prompts, args.max_tokens, args.dtype)
     results["transformers sequential generate"] = bench_transformers(
-        model, prompts[: args.transformers_prompts], args.max_tokens)
+        model, prompts[: args.transformers_prompts], args.max_tokens, args.dtype)
 
     base = None
     print(f"{'method':36} {'tokens':>7} {'seconds':>8} {'tok/s':>8} {'vs transformers':>16}")

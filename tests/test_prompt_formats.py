@@ -75,3 +75,4 @@ def test_user_format_file(tmp_path):
 def test_chat_without_template_is_refused():
     with pytest.raises(UnknownPromptFormat):
         resolve_format("chat", "m", None)
+
