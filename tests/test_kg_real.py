@@ -30,6 +30,7 @@ def test_build_interrupt_resume_export(server_url, tmp_path):
     proc = subprocess.Popen(build_cmd(server_url, inp, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and (not out.exists() or not out.read_text().strip()):
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)  # interrupted after its first document
     proc.wait()

@@ -60,33 +60,34 @@ async def _build(url: str, docs: list[Document], request: dict[str, Any], out: P
     counts = {"docs": 0, "triples": 0, "failed": 0}
     bar = tqdm(total=total, initial=total - len(docs), desc="kg build", unit="doc")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("a", encoding="utf-8") as sink, httpx.AsyncClient(timeout=900, headers=headers) as client:
-        async def one(doc: Document) -> None:
-            async with sem:
-                try:
-                    for attempt in range(5):
-                        r = await client.post(f"{url}/extract/re", json={**request, "text": doc.text})
-                        if r.status_code not in (429, 503):
-                            break
-                        await asyncio.sleep(min(2 ** attempt, 10))  # busy server: back off, keep the doc
-                except httpx.TransportError as exc:
+    async with httpx.AsyncClient(timeout=900, headers=headers) as client:
+        with out.open("a", encoding="utf-8") as sink:
+            async def one(doc: Document) -> None:
+                async with sem:
+                    try:
+                        for attempt in range(5):
+                            r = await client.post(f"{url}/extract/re", json={**request, "text": doc.text})
+                            if r.status_code not in (429, 503):
+                                break
+                            await asyncio.sleep(min(2 ** attempt, 10))  # busy server: back off, keep the doc
+                    except httpx.TransportError as exc:
+                        counts["failed"] += 1
+                        bar.write(f"{doc.id}: {exc!r} (not written; a rerun retries it)")
+                        bar.update()
+                        return
+                if r.status_code != 200:
                     counts["failed"] += 1
-                    bar.write(f"{doc.id}: {exc!r} (not written; a rerun retries it)")
-                    bar.update()
-                    return
-            if r.status_code != 200:
-                counts["failed"] += 1
-                bar.write(f"{doc.id}: HTTP {r.status_code}: {r.text[:200]}")
-            else:
-                body = r.json()
-                sink.write(json.dumps({"doc_id": doc.id, "triples": body["triples"],
-                                       "warnings": body["warnings"]}, ensure_ascii=False) + "\n")
-                sink.flush()
-                counts["docs"] += 1
-                counts["triples"] += len(body["triples"])
-            bar.update()
+                    bar.write(f"{doc.id}: HTTP {r.status_code}: {r.text[:200]}")
+                else:
+                    body = r.json()
+                    sink.write(json.dumps({"doc_id": doc.id, "triples": body["triples"],
+                                           "warnings": body["warnings"]}, ensure_ascii=False) + "\n")
+                    sink.flush()
+                    counts["docs"] += 1
+                    counts["triples"] += len(body["triples"])
+                bar.update()
 
-        await asyncio.gather(*(one(d) for d in docs))
+            await asyncio.gather(*(one(d) for d in docs))
     bar.close()
     return counts
 
