@@ -166,3 +166,12 @@ def test_detect_language():
     assert detect_language("张三质押了股份 ABC") == "zh"
     assert detect_language("Obama met Merkel 一") == "en"
     assert detect_language("1234") == "en"
+
+
+def test_examples_show_only_the_prompts_labels(make_client):
+    client, engine = make_client(answer_persons)
+    example = {"input": "Obama in Paris.", "output": {"person": ["Obama"], "location": ["Paris"]}}
+    client.post("/extract/ner", json={"text": "Merkel spoke.", "schema": ["person", "location"],
+                                      "labels_per_prompt": 1, "examples": [example]})
+    shown = sorted((json.loads(p)["schema"], json.loads(p)["example"][0]["output"]) for p, _, _ in engine.calls)
+    assert shown == [(["location"], {"location": ["Paris"]}), (["person"], {"person": ["Obama"]})]

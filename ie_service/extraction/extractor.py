@@ -48,7 +48,7 @@ class Extractor:
     def _prompt(self, template: Template, task: Task, group: list, text: str,
                 examples: list[dict]) -> str:
         instruction, input = template.render(
-            text, task.prompt_schema(group), task.labels_text(group), examples)
+            text, task.prompt_schema(group), task.labels_text(group), _examples_for(group, examples))
         return self.engine.render(instruction, input)
 
     def _chunks(self, text: str, template: Template, task: Task, groups: list[list],
@@ -110,6 +110,13 @@ class Extractor:
             out.records = [g for g in map(task.grounded_only, out.records) if g is not None]
         out.warnings = list(dict.fromkeys(out.warnings))
         return out
+
+
+def _examples_for(group: list, examples: list[dict]) -> list[dict]:
+    """Examples whose answer is keyed by label show only this prompt's labels."""
+    names = {label.name for label in group}
+    return [{**e, "output": {k: v for k, v in e["output"].items() if k in names}}
+            if isinstance(e["output"], dict) else e for e in examples]
 
 
 __all__ = ["Extractor", "Outcome", "SchemaError", "detect_language"]

@@ -58,6 +58,8 @@ def _combine(base_dir: Path, other_dir: Path, out: Path, *, fp16: bool, force: b
                 bar.update()
             save_shard(tmp, tensors, i, len(other.files), weight_map)
             del tensors
+            base.release()
+            other.release()
         bar.close()
         write_index(tmp, weight_map, len(other.files))
         copy_side_files([other_dir, base_dir], tmp)
@@ -110,6 +112,9 @@ def make_diff(base: str | Path, tuned: str | Path, out: str | Path, *, force: bo
                 tensors[key] = tt.to(torch.float32) - bt.to(torch.float32)
                 bar.update()
             save_shard(tmp, tensors, i, len(t.files), weight_map)
+            del tensors
+            b.release()
+            t.release()
         bar.close()
         write_index(tmp, weight_map, len(t.files))
         copy_side_files([tuned], tmp)

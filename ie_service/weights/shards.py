@@ -27,7 +27,9 @@ class WeightsError(RuntimeError):
 
 class Checkpoint:
     """Lazy view of a model folder: which tensor lives in which file, loaded on demand.
-    safetensors files are memory-mapped; ``.bin`` shards are loaded with ``mmap=True``."""
+    safetensors files are memory-mapped; ``.bin`` shards are loaded with ``mmap=True``.
+    Pages read through a mapping count as resident until it is closed: call
+    :meth:`release` after each output shard so memory stays near one shard."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
@@ -46,6 +48,7 @@ class Checkpoint:
         for path in self.files:
             for key in self._keys(path):
                 self.where[key] = path
+        self.release()
 
     def _open(self, path: Path):
         if path.suffix == ".safetensors":
@@ -70,9 +73,15 @@ class Checkpoint:
         handle = self._open(self.where[key])
         return handle.get_tensor(key) if hasattr(handle, "get_tensor") else handle[key]
 
-    def close(self) -> None:
+    def release(self) -> None:
+        """Unmap every open file (they reopen on the next :meth:`get`)."""
         self._stack.close()
+        self._stack = ExitStack()
+        self._handles.clear()
         self._bins.clear()
+
+    def close(self) -> None:
+        self.release()
 
     def __enter__(self) -> "Checkpoint":
         return self
