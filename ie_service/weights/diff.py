@@ -3,6 +3,7 @@ reverse, shard by shard: peak memory is about one output shard plus one base ten
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -41,20 +42,20 @@ def _add(name: str, delta: torch.Tensor, base: torch.Tensor, allow_vocab_growth:
     return out
 
 
-def _combine(base_dir: Path, other_dir: Path, out: Path, *, fp16: bool, force: bool,
-             allow_vocab_growth: bool, desc: str) -> Path:
-    """Write base + other for every tensor of ``other``, mirroring its sharding."""
-    dtype = torch.float16 if fp16 else torch.float32
+def _map_shards(base_dir: Path, other_dir: Path, out: Path, force: bool, desc: str,
+                op: Callable[[str, torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """Write ``op(name, other[name], base[name])`` for every tensor of ``other``, mirroring
+    its sharding; the mapped files are released after each output shard."""
     with Checkpoint(base_dir) as base, Checkpoint(other_dir) as other, atomic_output(out, force) as tmp:
         missing = sorted(set(other.where) - set(base.where))
         if missing:
-            raise WeightsError(f"base lacks {len(missing)} tensors of the diff, e.g. {missing[:3]}")
+            raise WeightsError(f"base lacks {len(missing)} tensors of {other_dir}, e.g. {missing[:3]}")
         weight_map: dict[str, str] = {}
         bar = tqdm(total=len(other.where), desc=desc, unit="tensor")
         for i, path in enumerate(other.files):
             tensors = {}
             for key in other.keys_in(path):
-                tensors[key] = _add(key, other.get(key), base.get(key), allow_vocab_growth).to(dtype)
+                tensors[key] = op(key, other.get(key), base.get(key))
                 bar.update()
             save_shard(tmp, tensors, i, len(other.files), weight_map)
             del tensors
@@ -63,7 +64,15 @@ def _combine(base_dir: Path, other_dir: Path, out: Path, *, fp16: bool, force: b
         bar.close()
         write_index(tmp, weight_map, len(other.files))
         copy_side_files([other_dir, base_dir], tmp)
-        _set_config_dtype(tmp, "float16" if fp16 else "float32")
+
+
+def _combine(base_dir: Path, diff_dir: Path, out: Path, *, fp16: bool, force: bool,
+             allow_vocab_growth: bool, desc: str) -> Path:
+    """base + diff for every tensor of the diff."""
+    dtype = torch.float16 if fp16 else torch.float32
+    _map_shards(base_dir, diff_dir, out, force, desc,
+                lambda key, d, b: _add(key, d, b, allow_vocab_growth).to(dtype))
+    _set_config_dtype(out, "float16" if fp16 else "float32")
     return out
 
 
@@ -98,24 +107,13 @@ def make_diff(base: str | Path, tuned: str | Path, out: str | Path, *, force: bo
     ``recover`` of it gives the tuned weights back bit for bit wherever float32 can hold
     that: always for fine-tuning-sized changes (the difference of two floats within a factor
     of two is exact); a weight much smaller than its base value may differ in the last bit."""
-    base, tuned, out = Path(base), Path(tuned), Path(out)
-    with Checkpoint(base) as b, Checkpoint(tuned) as t, atomic_output(out, force) as tmp:
-        weight_map: dict[str, str] = {}
-        bar = tqdm(total=len(t.where), desc="make-diff", unit="tensor")
-        for i, path in enumerate(t.files):
-            tensors = {}
-            for key in t.keys_in(path):
-                tt, bt = t.get(key), b.get(key)
-                _check_float(key, tt, "tuned")
-                if tt.shape != bt.shape:
-                    raise WeightsError(f"shape mismatch for {key!r}: tuned {tuple(tt.shape)} vs base {tuple(bt.shape)}")
-                tensors[key] = tt.to(torch.float32) - bt.to(torch.float32)
-                bar.update()
-            save_shard(tmp, tensors, i, len(t.files), weight_map)
-            del tensors
-            b.release()
-            t.release()
-        bar.close()
-        write_index(tmp, weight_map, len(t.files))
-        copy_side_files([tuned], tmp)
-    return out
+
+    def subtract(key: str, tuned_t: torch.Tensor, base_t: torch.Tensor) -> torch.Tensor:
+        _check_float(key, tuned_t, "tuned")
+        if tuned_t.shape != base_t.shape:
+            raise WeightsError(
+                f"shape mismatch for {key!r}: tuned {tuple(tuned_t.shape)} vs base {tuple(base_t.shape)}")
+        return tuned_t.to(torch.float32) - base_t.to(torch.float32)
+
+    _map_shards(Path(base), Path(tuned), Path(out), force, "make-diff", subtract)
+    return Path(out)
