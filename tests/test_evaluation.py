@@ -95,7 +95,11 @@ def test_jsonl_loader_and_missing_file(tmp_path):
     path.write_text(json.dumps({"id": "a", "text": "Microsoft was founded by Bill Gates.",
                                 "relations": [{"head": "Microsoft", "relation": "founded by",
                                                "tail": "Bill Gates"}]}) + "\n")
+    instructie = tmp_path / "instructie.jsonl"
+    instructie.write_text(json.dumps({"id": "b", "text": "t", "relation": [
+        {"head": "A", "head_type": "org", "relation": "r", "tail": "B", "tail_type": "per"}]}) + "\n")
     docs = datasets.load(str(path))
     assert docs[0].relations == [("Microsoft", "founded by", "Bill Gates")]
+    assert datasets.load(str(instructie))[0].relations == [("A", "r", "B")]
     with pytest.raises(FileNotFoundError, match="named sets"):
         datasets.load(str(tmp_path / "nope.json"))

@@ -2,7 +2,7 @@
 
 Formats: WNUT-17 (``token<TAB>BIO``), CrossNER JSON (``sentence`` + ``entity_list``), FewFC
 JSONL (``content`` + ``events[].mentions``), and the project's own JSONL (``text`` +
-``entities`` / ``relations`` / ``events``). The data stays where it is (``../shared/data``
+``entities`` / ``relations`` (or InstructIE's ``relation``) / ``events``). The data stays where it is (``../shared/data``
 by default, or ``$IE_SERVICE_DATA``); any file of these formats can be given by path.
 """
 
@@ -109,7 +109,9 @@ def load_jsonl(path: Path) -> list[GoldDoc]:
         docs.append(GoldDoc(
             id=str(d.get("id", i)), text=d["text"],
             entities=[(e["text"], e["type"]) for e in d.get("entities", [])],
-            relations=[(r["head"], r["relation"], r["tail"]) for r in d.get("relations", [])],
+            # InstructIE / CCKS2023 write the triples under "relation"
+            relations=[(r["head"], r["relation"], r["tail"])
+                       for r in d.get("relations", d.get("relation", []))],
             events=[GoldEvent(type=e["type"], trigger=e.get("trigger"),
                               arguments=[(a["role"], a["text"]) for a in e.get("arguments", [])])
                     for e in d.get("events", [])]))
