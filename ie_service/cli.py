@@ -70,13 +70,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation.scoring import table
     from .testing import running_server
 
-    docs = datasets.load(args.dataset, args.format)[args.offset:]
+    all_docs = datasets.load(args.dataset, args.format)
+    docs = all_docs[args.offset:]
     if args.limit:
         docs = docs[: args.limit]
     if not docs:
         print("error: no documents selected", file=sys.stderr)
         return 2
-    schema = datasets.labels_of(datasets.load(args.dataset, args.format), args.task)
+    schema = datasets.labels_of(all_docs, args.task)
     if args.schema:
         schema = json.loads(Path(args.schema).read_text(encoding="utf-8"))
     body = {"schema": schema, "constrained": not args.free, "language": args.language,
