@@ -61,14 +61,23 @@ def engine_cli_args(config: EngineConfig) -> list[str]:
     return out
 
 
+def service_url(args: argparse.Namespace, log_path):
+    """Context yielding ``--url``, or the URL of a server started here with the engine flags."""
+    from contextlib import nullcontext
+
+    from .testing import running_server
+
+    if args.url:
+        return nullcontext(args.url)
+    return running_server(engine_cli_args(engine_config_from(args)), log_path=log_path)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     import json
-    from contextlib import nullcontext
     from pathlib import Path
 
     from .evaluation import datasets, runner
     from .evaluation.scoring import table
-    from .testing import running_server
 
     all_docs = datasets.load(args.dataset, args.format)
     docs = all_docs[args.offset:]
@@ -94,9 +103,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     predictions = Path(args.predictions or out_dir / f"{stem}.predictions.jsonl")
-    server = nullcontext(args.url) if args.url else running_server(
-        engine_cli_args(engine_config_from(args)), log_path=out_dir / f"{stem}.server.log")
-    with server as url:
+    with service_url(args, out_dir / f"{stem}.server.log") as url:
         report = runner.evaluate(url.rstrip("/"), args.task, docs, body, predictions,
                                  concurrency=args.concurrency, api_key=args.api_key)
     report["dataset"] = args.dataset
@@ -111,11 +118,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_kg_build(args: argparse.Namespace) -> int:
     import json
-    from contextlib import nullcontext
     from pathlib import Path
 
     from .kg.build import build, read_documents
-    from .testing import running_server
 
     if args.schema:
         schema = json.loads(Path(args.schema).read_text(encoding="utf-8"))
@@ -130,9 +135,7 @@ def cmd_kg_build(args: argparse.Namespace) -> int:
     request = {"schema": schema, "constrained": not args.free, "language": args.language,
                "parameters": {"temperature": 0, "max_tokens": args.max_tokens}}
     out = Path(args.out)
-    server = nullcontext(args.url) if args.url else running_server(
-        engine_cli_args(engine_config_from(args)), log_path=out.with_suffix(".server.log"))
-    with server as url:
+    with service_url(args, out.with_suffix(".server.log")) as url:
         counts = build(url, docs, request, out, concurrency=args.concurrency, api_key=args.api_key)
     print(json.dumps(counts))
     return 1 if counts["failed"] else 0

@@ -81,6 +81,14 @@ def _unknown(label: Any) -> str:
     return f"dropped label not in schema: {str(label)[:60]!r}"
 
 
+def _known(out: Parsed, labels: LabelSet, raw: Any, has_values: Any = True) -> str | None:
+    """The schema's label for ``raw``; an unknown label that carried values is warned about."""
+    label = labels.match(raw)
+    if label is None and has_values:
+        out.warnings.append(_unknown(raw))
+    return label
+
+
 # --- NER ---------------------------------------------------------------------------
 
 def parse_ner(text: str, labels: LabelSet) -> Parsed:
@@ -89,12 +97,10 @@ def parse_ner(text: str, labels: LabelSet) -> Parsed:
     data = find_json(text)
     if isinstance(data, dict):
         for key, value in data.items():
-            label = labels.match(key)
-            if label is None:
-                if _span_values(value):
-                    out.warnings.append(_unknown(key))
-                continue
-            out.records += [(v, label) for v in _span_values(value)]
+            values = _span_values(value)
+            label = _known(out, labels, key, values)
+            if label is not None:
+                out.records += [(v, label) for v in values]
         return out
     if isinstance(data, list):
         for item in data:
@@ -105,12 +111,9 @@ def parse_ner(text: str, labels: LabelSet) -> Parsed:
                 names, raw_label = _span_values(item[0]), item[1]
             else:
                 continue
-            label = labels.match(raw_label)
-            if label is None:
-                if names:
-                    out.warnings.append(_unknown(raw_label))
-                continue
-            out.records += [(n, label) for n in names]
+            label = _known(out, labels, raw_label, names)
+            if label is not None:
+                out.records += [(n, label) for n in names]
         return out
     return _parse_ner_free(text, labels, out)
 
@@ -128,7 +131,7 @@ def _parse_ner_free(text: str, labels: LabelSet, out: Parsed) -> Parsed:
         elif labels.match(a):
             out.records.append((_value_text(b), labels.match(a)))
         else:
-            out.warnings.append(_unknown(b))
+            _known(out, labels, b)
     if not found:  # "person: Obama, Merkel" or "Obama: person", one per line
         for line in text.splitlines():
             m = _LABEL_LINE.match(line)
@@ -177,13 +180,10 @@ def parse_re(text: str, relations: LabelSet) -> Parsed:
     data = find_json(text)
     if isinstance(data, dict) and not any(k in data for k in _REL):
         for key, value in data.items():
-            rel = relations.match(key)
             pairs = _pairs(value)
-            if rel is None:
-                if pairs:
-                    out.warnings.append(_unknown(key))
-                continue
-            out.records += [(h, rel, t) for h, t in pairs]
+            rel = _known(out, relations, key, pairs)
+            if rel is not None:
+                out.records += [(h, rel, t) for h, t in pairs]
         return out
     if isinstance(data, (dict, list)):
         for item in data if isinstance(data, list) else [data]:
@@ -201,10 +201,8 @@ def parse_re(text: str, relations: LabelSet) -> Parsed:
 def _add_triple(out: Parsed, h: str | None, r: Any, t: str | None, relations: LabelSet) -> None:
     if not (h and t):
         return
-    rel = relations.match(r)
-    if rel is None:
-        out.warnings.append(_unknown(r))
-    else:
+    rel = _known(out, relations, r)
+    if rel is not None:
         out.records.append((h, rel, t))
 
 
@@ -258,13 +256,10 @@ def _event(out: Parsed, etype: str, roles: LabelSet, item: Any) -> None:
     trigger = _value_text(_first(item, ("trigger", "触发词", "event_trigger")))
     args: list[tuple[str, str]] = []
     for raw_role, value in _arguments(_first(item, ("arguments", "args", "论元"))):
-        role = roles.match(raw_role)
         values = _span_values(value)
-        if role is None:
-            if values:
-                out.warnings.append(_unknown(raw_role))
-            continue
-        args += [(role, v) for v in values]
+        role = _known(out, roles, raw_role, values)
+        if role is not None:
+            args += [(role, v) for v in values]
     if trigger or args:
         out.records.append((etype, trigger, args))
 
@@ -277,24 +272,19 @@ def parse_ee(text: str, events: dict[str, list[str]]) -> Parsed:
     data = find_json(text)
     if isinstance(data, dict) and not any(k in data for k in ("event_type", "type")):
         for key, value in data.items():
-            etype = types.match(key)
-            if etype is None:
-                if value:
-                    out.warnings.append(_unknown(key))
-                continue
-            for item in value if isinstance(value, list) else [value]:
-                _event(out, etype, role_sets[etype], item)
+            etype = _known(out, types, key, value)
+            if etype is not None:
+                for item in value if isinstance(value, list) else [value]:
+                    _event(out, etype, role_sets[etype], item)
         return out
     if isinstance(data, (dict, list)):
         for item in data if isinstance(data, list) else [data]:
             if not isinstance(item, dict):
                 continue
             raw = _first(item, ("event_type", "type", "事件类型"))
-            etype = types.match(raw)
-            if etype is None:
-                out.warnings.append(_unknown(raw))
-                continue
-            _event(out, etype, role_sets[etype], item)
+            etype = _known(out, types, raw)
+            if etype is not None:
+                _event(out, etype, role_sets[etype], item)
         return out
     out.ok = not text.strip()
     return out
