@@ -1,6 +1,7 @@
 """Baseline of a model on the public test sets: constrained vs. free decoding, zero-shot vs.
 few-shot (hand-written examples in benchmarks/shots/, not from the test sets). One server,
 all runs one after another; prints F1, parse failures, truncation and throughput side by side.
+FewFC is scored on triggers, asked for without arguments (``eval --triggers-only``).
 
     .venv/bin/python benchmarks/baseline.py [--limit 300] [--fewfc-limit 100] [--model PATH]
 """
@@ -16,10 +17,10 @@ from pathlib import Path
 from ie_service.testing import running_server
 
 HERE = Path(__file__).resolve().parent
-RUNS = [  # dataset, task, scores key
-    ("wnut17", "ner", "entities"),
-    ("crossner-ai", "ner", "entities"),
-    ("fewfc", "ee", "triggers"),
+RUNS = [  # dataset, task, scores key, extra eval flags
+    ("wnut17", "ner", "entities", []),
+    ("crossner-ai", "ner", "entities", []),
+    ("fewfc", "ee", "triggers", ["--triggers-only"]),
 ]
 
 
@@ -28,7 +29,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=300)
     ap.add_argument("--fewfc-limit", type=int, default=100)
     ap.add_argument("--max-tokens", type=int, default=192)
-    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--labels-per-prompt", type=int, default=16,
+                    help="16 puts every label of these sets in one prompt (one prompt per sentence)")
     ap.add_argument("--model", default=None)
     ap.add_argument("--datasets", nargs="*", default=[r[0] for r in RUNS])
     ap.add_argument("--out-dir", default="benchmarks/results/baseline")
@@ -38,7 +41,7 @@ def main() -> None:
     serve = ["--model", args.model] if args.model else []
     rows = []
     with running_server(serve, log_path=out / "server.log") as url:
-        for dataset, task, key in RUNS:
+        for dataset, task, key, extra in RUNS:
             if dataset not in args.datasets:
                 continue
             limit = args.fewfc_limit if dataset == "fewfc" else args.limit
@@ -46,11 +49,13 @@ def main() -> None:
                 for shots in (False, True):
                     cmd = [sys.executable, "-m", "ie_service.cli", "eval", "--dataset", dataset, "--task", task,
                            "--limit", str(limit), "--url", url, "--out-dir", str(out),
-                           "--max-tokens", str(args.max_tokens), "--concurrency", str(args.concurrency)]
+                           "--max-tokens", str(args.max_tokens), "--concurrency", str(args.concurrency),
+                           "--labels-per-prompt", str(args.labels_per_prompt), *extra]
                     cmd += ["--free"] if free else []
                     cmd += ["--examples", str(HERE / "shots" / f"{dataset}.json")] if shots else []
                     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-                    stem = f"{dataset}-{task}-{'free' if free else 'constrained'}" + ("-fewshot" if shots else "")
+                    stem = (f"{dataset}-{task}-{'free' if free else 'constrained'}" + ("-triggers" if extra else "")
+                            + ("-fewshot" if shots else ""))
                     report = json.loads((out / f"{stem}.report.json").read_text())
                     t = report["totals"]
                     micro = report["scores"][key]["micro"]

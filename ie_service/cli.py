@@ -97,7 +97,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         body["labels_per_prompt"] = args.labels_per_prompt
     if args.examples:
         body["examples"] = json.loads(Path(args.examples).read_text(encoding="utf-8"))
+    if args.triggers_only:
+        if args.task != "ee":
+            print("error: --triggers-only needs --task ee", file=sys.stderr)
+            return 2
+        body["schema"], examples = runner.triggers_only(schema, body.get("examples", []))
+        if examples:
+            body["examples"] = examples
     stem = f"{Path(args.dataset).stem}-{args.task}-{'free' if args.free else 'constrained'}"
+    if args.triggers_only:
+        stem += "-triggers"
     if args.examples:
         stem += "-fewshot"
     out_dir = Path(args.out_dir)
@@ -107,6 +116,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         report = runner.evaluate(url.rstrip("/"), args.task, docs, body, predictions,
                                  concurrency=args.concurrency, api_key=args.api_key)
     report["dataset"] = args.dataset
+    if args.triggers_only:
+        report["scores"].pop("arguments", None)
     report_path = Path(args.report or out_dir / f"{stem}.report.json")
     report_path.write_text(json.dumps(report, ensure_ascii=False, indent=2))
     for kind, scores in report["scores"].items():
@@ -332,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--schema", default=None, help="JSON file with the schema (default: the data's labels)")
     ev.add_argument("--examples", default=None, help="JSON file: few-shot [{input, output}]")
     ev.add_argument("--labels-per-prompt", type=int, default=None)
+    ev.add_argument("--triggers-only", action="store_true",
+                    help="EE: ask for event types and triggers, no arguments, and score triggers only")
     ev.add_argument("--max-tokens", type=int, default=256)
     ev.add_argument("--concurrency", type=int, default=8)
     ev.add_argument("--out-dir", default="eval-runs")

@@ -31,3 +31,18 @@ def test_eval_reports_and_resumes(server_url, tmp_path):
     assert report["totals"]["docs"] == 3 and report["totals"]["docs_this_run"] == 1
     lines = (tmp_path / "wnut17-ner-constrained.predictions.jsonl").read_text().splitlines()
     assert len(lines) == 3
+
+
+def test_eval_fewfc_triggers_only(server_url, tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "ie_service.cli", "eval", "--dataset", "fewfc", "--task", "ee", "--triggers-only",
+         "--limit", "2", "--url", server_url, "--out-dir", str(tmp_path), "--max-tokens", "192"],
+        capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = json.loads((tmp_path / "fewfc-ee-constrained-triggers.report.json").read_text())
+    assert set(report["scores"]) == {"triggers"}
+    assert all(roles == [] for roles in report["request"]["schema"].values()) and report["request"]["schema"]
+    assert report["totals"]["errors"] == 0 and report["totals"]["docs"] == 2
+    bad = subprocess.run([sys.executable, "-m", "ie_service.cli", "eval", "--dataset", "wnut17", "--task", "ner",
+                          "--triggers-only", "--url", server_url], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--triggers-only needs --task ee" in bad.stderr

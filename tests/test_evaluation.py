@@ -5,7 +5,8 @@ import json
 import pytest
 
 from ie_service.evaluation import datasets
-from ie_service.evaluation.runner import gold_tuples, predicted_tuples
+from ie_service.evaluation.runner import gold_tuples, predicted_tuples, triggers_only
+from ie_service.extraction.constraints import MAX_EVENTS, ee_schema
 from ie_service.evaluation.scoring import Scorer
 
 
@@ -51,6 +52,22 @@ def test_event_tuples_from_gold_and_response():
     assert gold_tuples(doc, "ee") == {"triggers": [("质押", "质押")], "arguments": [("质押:sub-org", "A公司")]}
     pred = predicted_tuples(response, "ee")
     assert pred["arguments"] == [("质押:sub-org", "A公司"), ("质押:obj", "股份")]
+
+
+def test_triggers_only_drops_roles_from_schema_and_examples():
+    schema = {"质押": ["sub-org", "obj-org"], "起诉": ["sub-per"]}
+    examples = [{"input": "甲公司质押股份。", "output": {"质押": [{"trigger": "质押", "arguments": {"sub-org": "甲公司"}}],
+                                                      "起诉": []}},
+                {"input": "free text", "output": "(质押, 质押)"}]
+    new_schema, new_examples = triggers_only(schema, examples)
+    assert new_schema == {"质押": [], "起诉": []}
+    assert new_examples[0]["output"] == {"质押": [{"trigger": "质押", "arguments": {}}], "起诉": []}
+    assert new_examples[1] == examples[1]
+    assert examples[0]["output"]["质押"][0]["arguments"] == {"sub-org": "甲公司"}  # input untouched
+    grammar = ee_schema(tuple((t, tuple(r)) for t, r in new_schema.items()))
+    event = grammar["properties"]["质押"]
+    assert event["maxItems"] == MAX_EVENTS
+    assert event["items"]["properties"]["arguments"]["properties"] == {}
 
 
 def test_wnut17_bio_loader():

@@ -18,6 +18,22 @@ from .datasets import GoldDoc
 from .scoring import Scorer
 
 
+def triggers_only(schema: Any, examples: list[dict]) -> tuple[dict[str, list], list[dict]]:
+    """An EE schema and examples that ask for event types and triggers but no arguments.
+
+    Every event record repeats all of its roles, so a small model that fills the grammar
+    spends most of its token budget on arguments; trigger detection does not need them."""
+    types = list(schema) if isinstance(schema, (dict, list)) else []
+    stripped = []
+    for e in examples:
+        out = e["output"]
+        if isinstance(out, dict):
+            out = {t: [{"trigger": ev.get("trigger", ""), "arguments": {}} for ev in evs]
+                   for t, evs in out.items()}
+        stripped.append({**e, "output": out})
+    return {t: [] for t in types}, stripped
+
+
 def gold_tuples(doc: GoldDoc, task: str) -> dict[str, list[tuple]]:
     if task == "ner":
         return {"entities": [(t, x) for x, t in doc.entities]}
