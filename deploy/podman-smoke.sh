@@ -7,8 +7,9 @@
 #   - podman builds with vfs storage and chroot isolation;
 #   - containers cannot start there (rlimits), so the image's filesystem is mounted and its
 #     entry point runs in a chroot with the image's environment.
-# pip inside the build gets the host's PIP_FIND_LINKS folder (torch's +cpu wheel) and PIP_CERT
-# bundle when they are set.
+# pip inside the build gets the host's find-links folder (PIP_FIND_LINKS or pip's config: where
+# torch's +cpu wheel is) and the host's CA bundle (PIP_CERT, default the system one), so a
+# registry behind a TLS-inspecting proxy works as it does on the host.
 #   KEEP_IMAGE=1     keep the built image (default: remove it, it is ~4 GB in vfs storage)
 #   SMOKE_PORT=N     port for the chroot server (default 18090)
 set -euo pipefail
@@ -31,11 +32,13 @@ fi
 
 build=(--isolation chroot --layers=false --format docker -f deploy/Dockerfile.cpu
        --build-arg "BASE=$BASE_IMAGE" -t "$IMAGE")
-if [ -n "${PIP_FIND_LINKS:-}" ] && [ -d "$PIP_FIND_LINKS" ]; then
-    build+=(-v "$PIP_FIND_LINKS:/host-wheels:ro" --build-arg PIP_FIND_LINKS=/host-wheels)
+FIND_LINKS=${PIP_FIND_LINKS:-$(python3 -m pip config get global.find-links 2>/dev/null || true)}
+if [ -n "$FIND_LINKS" ] && [ -d "$FIND_LINKS" ]; then
+    build+=(-v "$FIND_LINKS:/host-wheels:ro" --build-arg PIP_FIND_LINKS=/host-wheels)
 fi
-if [ -n "${PIP_CERT:-}" ] && [ -f "$PIP_CERT" ]; then
-    build+=(-v "$PIP_CERT:/host-ca.crt:ro" --build-arg PIP_CERT=/host-ca.crt)
+CERT=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
+if [ -f "$CERT" ]; then
+    build+=(-v "$CERT:/host-ca.crt:ro" --build-arg PIP_CERT=/host-ca.crt)
 fi
 log "podman build $IMAGE"
 "${PODMAN[@]}" build "${build[@]}" . >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; exit 1; }
