@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,11 +22,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 @contextmanager
 def running_server(
     extra_args: list[str] = (), log_path: Path | None = None, timeout: float = 600.0
 ) -> Iterator[str]:
-    """Run the service in a subprocess; yield its base URL once /health answers 200."""
+    """Run the service in a subprocess; yield its base URL once /health answers 200.
+
+    The server is stopped on exit, also when this process gets SIGTERM (in the main thread)."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     port = free_port()
     cmd = [sys.executable, "-m", "ie_service.cli", "serve", "--port", str(port), *extra_args]
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
@@ -53,3 +64,5 @@ def running_server(
             proc.wait()
         if log_path:
             log.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
