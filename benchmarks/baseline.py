@@ -29,6 +29,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=300)
     ap.add_argument("--fewfc-limit", type=int, default=100)
     ap.add_argument("--max-tokens", type=int, default=192)
+    ap.add_argument("--fewfc-max-tokens", type=int, default=512,
+                    help="the small model fills the EE grammar: 5 types x 3 events x ~28 tokens")
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--labels-per-prompt", type=int, default=16,
                     help="16 puts every label of these sets in one prompt (one prompt per sentence)")
@@ -45,11 +47,12 @@ def main() -> None:
             if dataset not in args.datasets:
                 continue
             limit = args.fewfc_limit if dataset == "fewfc" else args.limit
+            max_tokens = args.fewfc_max_tokens if dataset == "fewfc" else args.max_tokens
             for free in (False, True):
                 for shots in (False, True):
                     cmd = [sys.executable, "-m", "ie_service.cli", "eval", "--dataset", dataset, "--task", task,
                            "--limit", str(limit), "--url", url, "--out-dir", str(out),
-                           "--max-tokens", str(args.max_tokens), "--concurrency", str(args.concurrency),
+                           "--max-tokens", str(max_tokens), "--concurrency", str(args.concurrency),
                            "--labels-per-prompt", str(args.labels_per_prompt), *extra]
                     cmd += ["--free"] if free else []
                     cmd += ["--examples", str(HERE / "shots" / f"{dataset}.json")] if shots else []
@@ -62,6 +65,7 @@ def main() -> None:
                     rows.append({
                         "dataset": dataset, "scored": key, "docs": t["docs"],
                         "decoding": "free" if free else "constrained", "shots": 2 if shots else 0,
+                        "max_tokens": max_tokens,
                         "P": micro["precision"], "R": micro["recall"], "F1": micro["f1"],
                         "parse_fail": t["parse_failure_rate"], "truncated": t["truncation_rate"],
                         "ungrounded": t["ungrounded"],
@@ -71,7 +75,7 @@ def main() -> None:
                     })
                     print(json.dumps(rows[-1]), flush=True)
     (out / "summary.json").write_text(json.dumps(rows, indent=2))
-    cols = ["dataset", "scored", "docs", "decoding", "shots", "P", "R", "F1", "parse_fail", "truncated",
+    cols = ["dataset", "scored", "docs", "decoding", "shots", "max_tokens", "P", "R", "F1", "parse_fail", "truncated",
             "ungrounded", "docs_per_s", "out_tok_per_s"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
