@@ -56,10 +56,11 @@ def main() -> None:
                            "--labels-per-prompt", str(args.labels_per_prompt), *extra]
                     cmd += ["--free"] if free else []
                     cmd += ["--examples", str(HERE / "shots" / f"{dataset}.json")] if shots else []
+                    stem = out / f"{dataset}-{'free' if free else 'constrained'}-{2 if shots else 0}shot"
+                    report_path = stem.with_suffix(".report.json")
+                    cmd += ["--predictions", str(stem.with_suffix(".predictions.jsonl")), "--report", str(report_path)]
                     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-                    stem = (f"{dataset}-{task}-{'free' if free else 'constrained'}" + ("-triggers" if extra else "")
-                            + ("-fewshot" if shots else ""))
-                    report = json.loads((out / f"{stem}.report.json").read_text())
+                    report = json.loads(report_path.read_text())
                     t = report["totals"]
                     micro = report["scores"][key]["micro"]
                     rows.append({

@@ -79,6 +79,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import datasets, runner
     from .evaluation.scoring import table
 
+    if args.triggers_only and args.task != "ee":
+        print("error: --triggers-only needs --task ee", file=sys.stderr)
+        return 2
     all_docs = datasets.load(args.dataset, args.format)
     docs = all_docs[args.offset:]
     if args.limit:
@@ -98,9 +101,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.examples:
         body["examples"] = json.loads(Path(args.examples).read_text(encoding="utf-8"))
     if args.triggers_only:
-        if args.task != "ee":
-            print("error: --triggers-only needs --task ee", file=sys.stderr)
-            return 2
         body["schema"], examples = runner.triggers_only(schema, body.get("examples", []))
         if examples:
             body["examples"] = examples

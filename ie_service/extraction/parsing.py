@@ -126,12 +126,12 @@ def _parse_ner_free(text: str, labels: LabelSet, out: Parsed) -> Parsed:
             continue
         found = True
         a, b = parts
-        if labels.match(b):
-            out.records.append((_value_text(a), labels.match(b)))
-        elif labels.match(a):
-            out.records.append((_value_text(b), labels.match(a)))
+        if label := labels.match(b):
+            out.records.append((_value_text(a), label))
+        elif label := labels.match(a):
+            out.records.append((_value_text(b), label))
         else:
-            _known(out, labels, b)
+            out.warnings.append(_unknown(b))
     if not found:  # "person: Obama, Merkel" or "Obama: person", one per line
         for line in text.splitlines():
             m = _LABEL_LINE.match(line)
