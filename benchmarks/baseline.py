@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ie_service.testing import running_server
+from ie_service.local_server import local_server
 
 HERE = Path(__file__).resolve().parent
 RUNS = [  # dataset, task, scores key, extra eval flags
@@ -42,7 +42,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     serve = ["--model", args.model] if args.model else []
     rows = []
-    with running_server(serve, log_path=out / "server.log") as url:
+    with local_server(serve, log_path=out / "server.log") as url:
         for dataset, task, key, extra in RUNS:
             if dataset not in args.datasets:
                 continue

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from ie_service.evaluation.datasets import labels_of, load
-from ie_service.testing import running_server
+from ie_service.local_server import local_server
 
 
 async def run(url: str, texts: list[str], schema: list[str], constrained: bool, concurrency: int,
@@ -54,7 +54,7 @@ def main() -> None:
     schema = labels_of(docs, "ner")
     texts = [d.text for d in docs[: args.docs]]
     results = {}
-    with running_server([]) as url:
+    with local_server([]) as url:
         asyncio.run(run(url, texts[:2], schema, True, 2, args.max_tokens))  # warm-up, grammar compile
         for constrained in (True, False):
             for conc in (1, args.concurrency):

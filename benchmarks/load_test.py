@@ -10,8 +10,8 @@ import asyncio
 import json
 from pathlib import Path
 
-from ie_service.loadgen import run_load
-from ie_service.testing import running_server
+from loadgen import run_load
+from ie_service.local_server import local_server
 
 
 def main() -> None:
@@ -22,7 +22,7 @@ def main() -> None:
     ap.add_argument("--deadline", type=float, default=1200)
     ap.add_argument("--out", default="benchmarks/results/load.json")
     args = ap.parse_args()
-    with running_server(["--max-outstanding", str(args.max_outstanding)]) as url:
+    with local_server(["--max-outstanding", str(args.max_outstanding)]) as url:
         result = asyncio.run(run_load(url, args.requests, args.concurrency, args.deadline))
     summary = {"args": vars(args), **result.summary()}
     print(json.dumps(summary, indent=2))

@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ie_service.testing import running_server  # noqa: E402
+from ie_service.local_server import local_server  # noqa: E402
 
 LOGS = Path(__file__).resolve().parent.parent / ".cache" / "test-logs"
 
@@ -17,5 +17,5 @@ LOGS = Path(__file__).resolve().parent.parent / ".cache" / "test-logs"
 def server_url() -> Iterator[str]:
     """A real ``ie-service serve`` (vLLM, embedded model) on loopback, shared by the session."""
     LOGS.mkdir(parents=True, exist_ok=True)
-    with running_server([], log_path=LOGS / "server-tp1.log") as url:
+    with local_server([], log_path=LOGS / "server-tp1.log") as url:
         yield url

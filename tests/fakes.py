@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ie_service.generation import Generation, PromptTooLong
-from ie_service.sampling import SamplingOptions
+from ie_service.engine.generation import Generation, PromptTooLong
+from ie_service.engine.sampling import SamplingOptions
 
 
 class ScriptedEngine:

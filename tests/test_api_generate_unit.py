@@ -78,7 +78,7 @@ def test_models_lists_the_engine(client):
 
 
 def test_dead_engine_is_503_not_500(client, engine):
-    from ie_service.generation import EngineUnavailable
+    from ie_service.engine.generation import EngineUnavailable
 
     async def dead(*args, **kwargs):
         raise EngineUnavailable("engine failed: EngineCore died")

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from ie_service.testing import running_server
+from ie_service.local_server import local_server
 
 pytestmark = pytest.mark.engine
 
@@ -78,7 +78,7 @@ def test_tensor_parallel_3_equals_tp1(tmp_path):
     outputs = {}
     for tp in (1, 3):
         args = ["--tensor-parallel-size", str(tp), "--dtype", "float32"]
-        with running_server(args, log_path=tmp_path / f"tp{tp}.log") as url:
+        with local_server(args, log_path=tmp_path / f"tp{tp}.log") as url:
             outputs[tp] = [generate(url, p)["generated_text"] for p in PROMPTS]
     assert outputs[3] == outputs[1]
     assert all(t.strip() for t in outputs[1])

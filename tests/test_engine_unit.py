@@ -1,6 +1,6 @@
 """Engine-layer helpers that need no running engine."""
 
-from ie_service.engine import cpu_has_native_bf16, cpu_thread_binding, default_memory_utilization
+from ie_service.engine.vllm_engine import cpu_has_native_bf16, cpu_thread_binding, default_memory_utilization
 
 
 def test_cpu_bf16_detection():

@@ -5,8 +5,9 @@ import json
 import pytest
 
 from ie_service.evaluation import datasets
-from ie_service.evaluation.runner import gold_tuples, predicted_tuples, triggers_only
-from ie_service.extraction.constraints import MAX_EVENTS, ee_schema
+from ie_service.extraction.constraints import MAX_EVENTS
+from ie_service.extraction.tasks import TASKS
+from ie_service.extraction.tasks.ee import ee_schema
 from ie_service.evaluation.scoring import Scorer
 
 
@@ -49,8 +50,8 @@ def test_event_tuples_from_gold_and_response():
         type="质押", trigger="质押", arguments=[("sub-org", "A公司")])])
     response = {"events": [{"type": "质押", "trigger": {"text": "质押"},
                             "arguments": [{"role": "sub-org", "text": "A公司"}, {"role": "obj", "text": "股份"}]}]}
-    assert gold_tuples(doc, "ee") == {"triggers": [("质押", "质押")], "arguments": [("质押:sub-org", "A公司")]}
-    pred = predicted_tuples(response, "ee")
+    assert TASKS["ee"].gold_tuples(doc) == {"triggers": [("质押", "质押")], "arguments": [("质押:sub-org", "A公司")]}
+    pred = TASKS["ee"].predicted_tuples(response)
     assert pred["arguments"] == [("质押:sub-org", "A公司"), ("质押:obj", "股份")]
 
 
@@ -59,7 +60,7 @@ def test_triggers_only_drops_roles_from_schema_and_examples():
     examples = [{"input": "甲公司质押股份。", "output": {"质押": [{"trigger": "质押", "arguments": {"sub-org": "甲公司"}}],
                                                       "起诉": []}},
                 {"input": "free text", "output": "(质押, 质押)"}]
-    new_schema, new_examples = triggers_only(schema, examples)
+    new_schema, new_examples = TASKS["ee"].triggers_only(schema, examples)
     assert new_schema == {"质押": [], "起诉": []}
     assert new_examples[0]["output"] == {"质押": [{"trigger": "质押", "arguments": {}}], "起诉": []}
     assert new_examples[1] == examples[1]

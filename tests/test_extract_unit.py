@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from fakes import ScriptedEngine
 from ie_service.api.app import create_app
 from ie_service.extraction.extractor import detect_language
-from ie_service.generation import Generation
+from ie_service.engine.generation import Generation
 
 
 def input_of(prompt: str) -> str:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from fakes import ScriptedEngine
 from ie_service.api.app import create_app
 from ie_service.api.settings import ServiceSettings
-from ie_service.generation import Generation
+from ie_service.engine.generation import Generation
 
 
 def client_for(settings: ServiceSettings, delay: float = 0.0):

@@ -1,12 +1,16 @@
 """A bounded load test on loopback against real servers: no 5xx, nothing lost."""
 
 import asyncio
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
 
-from ie_service.loadgen import run_load
-from ie_service.testing import running_server
+from ie_service.local_server import local_server
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from loadgen import run_load  # noqa: E402
 
 pytestmark = pytest.mark.engine
 
@@ -19,7 +23,7 @@ def test_load_on_shared_server_all_answered(server_url):
 
 def test_overload_is_refused_with_429_not_lost(tmp_path):
     """A server admitting 4 outstanding requests, hit by 24 at once: the rest get 429."""
-    with running_server(["--max-outstanding", "4"], log_path=tmp_path / "serve.log") as url:
+    with local_server(["--max-outstanding", "4"], log_path=tmp_path / "serve.log") as url:
         result = asyncio.run(run_load(url, requests=24, concurrency=24, deadline_s=420))
         metrics = httpx.get(f"{url}/metrics").text
     assert result.lost == 0 and result.server_errors == 0, result.summary()

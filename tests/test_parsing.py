@@ -5,7 +5,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ie_service.extraction.lenient_json import find_json
-from ie_service.extraction.parsing import LabelSet, parse_ee, parse_ner, parse_re
+from ie_service.extraction.parsing import LabelSet
+from ie_service.extraction.tasks.ee import parse_ee
+from ie_service.extraction.tasks.ner import parse_ner
+from ie_service.extraction.tasks.re import parse_re
 
 NER_LABELS = LabelSet(["person", "location", "creative-work"])
 RELS = LabelSet(["founded by", "located in", "创始人"])

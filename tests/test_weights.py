@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from ie_service.embedded import ensure_embedded_model
+from ie_service.engine.embedded import ensure_embedded_model
 from ie_service.weights import diff, md5
 from ie_service.weights.shards import Checkpoint, WeightsError
 
@@ -190,7 +190,7 @@ def test_merge_lora_refuses_non_adapter(tmp_path, base_and_tuned):
 def test_merged_folder_serves_through_real_engine(lora_setup, tmp_path):
     import httpx
 
-    from ie_service.testing import running_server
+    from ie_service.local_server import local_server
 
     base, lora, tok = lora_setup
     from ie_service.weights.lora import merge_lora
@@ -202,7 +202,7 @@ def test_merged_folder_serves_through_real_engine(lora_setup, tmp_path):
         out = hf.generate(ids, max_new_tokens=6, do_sample=False)
     expected = tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
     args = ["--model", str(merged), "--prompt-format", "raw", "--dtype", "float32", "--max-model-len", "256"]
-    with running_server(args, log_path=tmp_path / "serve.log") as url:
+    with local_server(args, log_path=tmp_path / "serve.log") as url:
         r = httpx.post(f"{url}/generate", json={"instruction": prompt,
                                                 "parameters": {"temperature": 0, "max_tokens": 6}}, timeout=120)
     assert r.status_code == 200, r.text

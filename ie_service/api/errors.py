@@ -1,4 +1,5 @@
-"""One error body for every failure: ``{"error": message, "detail": [...]?}``."""
+"""One error body for every failure, ``{"error": message, "detail": [...]?}``, and one table
+of which exception is answered with which status. Routes raise; they do not translate."""
 
 from __future__ import annotations
 
@@ -10,11 +11,30 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ..generation import EngineUnavailable, PromptTooLong
+from ..extraction.schema import SchemaError
+from ..extraction.templates import TemplateError
+from ..engine import EngineUnavailable, PromptTooLong
+from ..request_errors import STATUS as REQUEST_STATUS
 from .disconnect import ClientDisconnected
+from .wire import ErrorResponse
 
 log = logging.getLogger(__name__)
 CLIENT_CLOSED = 499  # nginx's code: the client went away
+
+STATUS: dict[type[Exception], int] = {
+    **REQUEST_STATUS,
+    SchemaError: 422,
+    TemplateError: 422,
+    PromptTooLong: 400,
+    EngineUnavailable: 503,
+    ClientDisconnected: CLIENT_CLOSED,
+}
+"""Exception → HTTP status; a subclass takes its nearest listed base's status."""
+
+GUARD_STATUS = (400, 401, 413, 429, 504)  # answered by the Guard middleware before any route
+RESPONSES = {code: {"model": ErrorResponse}
+             for code in sorted({*STATUS.values(), *GUARD_STATUS, 422, 500})}
+"""Error responses documented in the OpenAPI spec of every route."""
 
 
 def _summary(errors: list[dict]) -> str:
@@ -23,6 +43,10 @@ def _summary(errors: list[dict]) -> str:
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
         parts.append(f"{where}: {err.get('msg', 'invalid')}")
     return "invalid request: " + "; ".join(parts)
+
+
+def _message(exc: Exception) -> str:
+    return "client disconnected" if isinstance(exc, ClientDisconnected) else str(exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -36,18 +60,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(PromptTooLong)
-    async def _too_long(_: Request, exc: PromptTooLong) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+    async def _listed(request: Request, exc: Exception) -> JSONResponse:
+        status = next(STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS)
+        if status >= 500:
+            log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
+        retry = getattr(exc, "retry_after_s", None)
+        headers = {"retry-after": str(retry)} if retry is not None else None
+        return JSONResponse({"error": _message(exc)}, status_code=status, headers=headers)
 
-    @app.exception_handler(EngineUnavailable)
-    async def _unavailable(_: Request, exc: EngineUnavailable) -> JSONResponse:
-        log.error("engine unavailable: %s", exc)
-        return JSONResponse({"error": str(exc)}, status_code=503)
-
-    @app.exception_handler(ClientDisconnected)
-    async def _gone(_: Request, __: ClientDisconnected) -> JSONResponse:
-        return JSONResponse({"error": "client disconnected"}, status_code=CLIENT_CLOSED)
+    for exc_class in STATUS:
+        app.add_exception_handler(exc_class, _listed)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

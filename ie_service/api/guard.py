@@ -13,7 +13,10 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .metrics import ENGINE_PATHS, Metrics
+# issue 12 #1/#2: admission counts engine prompts, not HTTP requests; bodies with lone surrogates are 422
+from ..admission import Admission, bind, find_lone_surrogate, unbind
+from ..request_errors import QueueFull
+from .metrics import Metrics
 from .settings import ServiceSettings
 
 access_log = logging.getLogger("ie_service.access")
@@ -30,7 +33,8 @@ async def _reply(send: Send, status: int, error: str, headers: dict[str, str] | 
 class Guard:
     def __init__(self, app: ASGIApp, settings: ServiceSettings, metrics: Metrics) -> None:
         self.app, self.settings, self.metrics = app, settings, metrics
-        self.outstanding = 0
+        self.admission = Admission(settings.max_outstanding, on_change=metrics.outstanding.set,
+                                   on_refused=lambda reason: metrics.rejected.labels(reason).inc())
 
     def _authorized(self, scope: Scope) -> bool:
         if not self.settings.api_keys:
@@ -93,6 +97,11 @@ class Guard:
         if body is None:
             await refuse(413, "size", f"request body over {limit} bytes")
             return
+        lone = find_lone_surrogate(body)
+        if lone is not None:
+            await refuse(422, "invalid", f"invalid request: lone UTF-16 surrogate {lone[0]} at byte {lone[1]}; "
+                                         "text must be valid Unicode")
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -103,22 +112,22 @@ class Guard:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        if path not in ENGINE_PATHS:
+        if path not in self.metrics.engine_paths:
             await self.app(scope, replay, send)
             return
-        if self.outstanding >= self.settings.max_outstanding:
-            await refuse(429, "queue", f"server busy: {self.outstanding} requests outstanding; retry later",
-                         {"retry-after": "1"})
+        try:
+            budget = self.admission.enter()  # one engine prompt; fan-out claims more (admission.py)
+        except QueueFull as exc:
+            await refuse(429, "queue", str(exc), {"retry-after": "1"})
             return
-        self.outstanding += 1
-        self.metrics.outstanding.set(self.outstanding)
+        token = bind(budget)
         try:
             await asyncio.wait_for(self.app(scope, replay, send), timeout=self.settings.request_timeout_s)
         except asyncio.TimeoutError:
             await refuse(504, "timeout", f"request took over {self.settings.request_timeout_s:g}s; aborted")
         finally:
-            self.outstanding -= 1
-            self.metrics.outstanding.set(self.outstanding)
+            unbind(token)
+            budget.close()
 
     @staticmethod
     async def _read_body(receive: Receive, limit: int) -> bytes | None:

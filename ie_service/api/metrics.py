@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-ENGINE_PATHS = ("/generate", "/extract/ner", "/extract/re", "/extract/ee",
-                "/extract/ner/batch", "/extract/re/batch", "/extract/ee/batch")
-KNOWN_PATHS = (*ENGINE_PATHS, "/health", "/is_ready", "/v1/models", "/metrics", "/docs", "/openapi.json")
+from ..extraction.tasks import TASKS
+
+OTHER_PATHS = ("/health", "/is_ready", "/v1/models", "/metrics", "/docs", "/openapi.json")
+
+
+def engine_paths() -> tuple[str, ...]:
+    """Routes that reach the engine (admission and timeouts apply): ``/generate`` and the
+    extraction routes of every registered task."""
+    return ("/generate", *(f"/extract/{name}{suffix}" for name in TASKS for suffix in ("", "/batch")))
 
 
 class Metrics:
     def __init__(self) -> None:
+        self.engine_paths = frozenset(engine_paths())
+        self.known_paths = self.engine_paths | set(OTHER_PATHS)
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("ie_requests", "HTTP requests by path and status", ["path", "status"], registry=r)
@@ -22,9 +30,8 @@ class Metrics:
                                   ["task", "kind"], registry=r)
         self.output_tokens = Counter("ie_output_tokens", "tokens generated", ["task"], registry=r)
 
-    @staticmethod
-    def path_label(path: str) -> str:
-        return path if path in KNOWN_PATHS else "other"
+    def path_label(self, path: str) -> str:
+        return path if path in self.known_paths else "other"
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

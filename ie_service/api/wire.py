@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..sampling import SamplingOptions
+from ..engine import SamplingOptions, check_json_schema
 
 
 class GenerateRequest(BaseModel):
@@ -20,6 +20,14 @@ class GenerateRequest(BaseModel):
     json_schema: dict[str, Any] | None = Field(
         None, description="extension: constrain the output to this JSON schema"
     )
+
+    # issue 12 #2/#4/#5: size, enum/const count, depth, meta-schema, $ref targets and loops → 422
+    @field_validator("json_schema")
+    @classmethod
+    def _checked_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            check_json_schema(value)
+        return value
 
 
 class GenerateResponse(BaseModel):

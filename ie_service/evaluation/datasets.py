@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
+
+from ..extraction.tasks import TASKS
 
 
 class GoldEvent(BaseModel):
@@ -27,6 +30,7 @@ class GoldDoc(BaseModel):
     entities: list[tuple[str, str]] = Field(default_factory=list)  # (text, type)
     relations: list[tuple[str, str, str]] = Field(default_factory=list)  # (head, relation, tail)
     events: list[GoldEvent] = Field(default_factory=list)
+    extra: dict[str, Any] = Field(default_factory=dict)  # other JSONL fields (plug-in tasks' gold)
 
 
 def data_dir() -> Path:
@@ -100,7 +104,11 @@ def load_fewfc(path: Path) -> list[GoldDoc]:
     return docs
 
 
+_JSONL_FIELDS = {"id", "text", "entities", "relations", "relation", "events"}
+
+
 def load_jsonl(path: Path) -> list[GoldDoc]:
+    """The project's format; fields it does not know are kept in ``extra``."""
     docs = []
     for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
         if not line.strip():
@@ -114,7 +122,8 @@ def load_jsonl(path: Path) -> list[GoldDoc]:
                        for r in d.get("relations", d.get("relation", []))],
             events=[GoldEvent(type=e["type"], trigger=e.get("trigger"),
                               arguments=[(a["role"], a["text"]) for a in e.get("arguments", [])])
-                    for e in d.get("events", [])]))
+                    for e in d.get("events", [])],
+            extra={k: v for k, v in d.items() if k not in _JSONL_FIELDS}))
     return docs
 
 
@@ -142,14 +151,7 @@ def load(name_or_path: str, fmt: str | None = None) -> list[GoldDoc]:
     return LOADERS[fmt or sniff_format(path)](path)
 
 
-def labels_of(docs: list[GoldDoc], task: str) -> list[str] | dict[str, list[str]]:
-    """The label set a dataset uses: entity types, relations, or event type → roles."""
-    if task == "ner":
-        return sorted({t for d in docs for _, t in d.entities})
-    if task == "re":
-        return sorted({r for d in docs for _, r, _ in d.relations})
-    roles: dict[str, set[str]] = {}
-    for d in docs:
-        for e in d.events:
-            roles.setdefault(e.type, set()).update(r for r, _ in e.arguments)
-    return {k: sorted(v) for k, v in sorted(roles.items())}
+def labels_of(docs: list[GoldDoc], task: str) -> Any:
+    """The schema naming every label a dataset uses for ``task`` (entity types, relations,
+    event type → roles, ...)."""
+    return TASKS[task].gold_schema(docs)

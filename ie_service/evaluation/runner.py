@@ -14,47 +14,14 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
+from ..extraction.tasks import TASKS
 from .datasets import GoldDoc
 from .scoring import Scorer
 
 
-def triggers_only(schema: Any, examples: list[dict]) -> tuple[dict[str, list], list[dict]]:
-    """An EE schema and examples that ask for event types and triggers but no arguments.
-
-    Every event record repeats all of its roles, so a small model that fills the grammar
-    spends most of its token budget on arguments; trigger detection does not need them."""
-    types = list(schema) if isinstance(schema, (dict, list)) else []
-    stripped = []
-    for e in examples:
-        out = e["output"]
-        if isinstance(out, dict):
-            out = {t: [{"trigger": ev.get("trigger", ""), "arguments": {}} for ev in evs]
-                   for t, evs in out.items()}
-        stripped.append({**e, "output": out})
-    return {t: [] for t in types}, stripped
-
-
-def gold_tuples(doc: GoldDoc, task: str) -> dict[str, list[tuple]]:
-    if task == "ner":
-        return {"entities": [(t, x) for x, t in doc.entities]}
-    if task == "re":
-        return {"triples": [(r, h, t) for h, r, t in doc.relations]}
-    return {"triggers": [(e.type, e.trigger) for e in doc.events if e.trigger],
-            "arguments": [(f"{e.type}:{role}", text) for e in doc.events for role, text in e.arguments]}
-
-
-def predicted_tuples(response: dict, task: str) -> dict[str, list[tuple]]:
-    if task == "ner":
-        return {"entities": [(e["type"], e["text"]) for e in response["entities"]]}
-    if task == "re":
-        return {"triples": [(t["relation"], t["head"]["text"], t["tail"]["text"]) for t in response["triples"]]}
-    events = response["events"]
-    return {"triggers": [(e["type"], e["trigger"]["text"]) for e in events if e.get("trigger")],
-            "arguments": [(f"{e['type']}:{a['role']}", a["text"]) for e in events for a in e["arguments"]]}
-
-
 async def _predict(url: str, task: str, docs: list[GoldDoc], body: dict[str, Any],
-                   out: Path, concurrency: int, api_key: str | None) -> int:
+                   out: Path, concurrency: int, api_key: str | None,
+                   transport: httpx.AsyncBaseTransport | None = None) -> int:
     done = set()
     if out.is_file():
         done = {json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines() if line.strip()}
@@ -63,7 +30,7 @@ async def _predict(url: str, task: str, docs: list[GoldDoc], body: dict[str, Any
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     bar = tqdm(total=len(docs), initial=len(docs) - len(todo), desc=f"eval {task}", unit="doc")
     with out.open("a", encoding="utf-8") as sink:
-        async with httpx.AsyncClient(timeout=600, headers=headers) as client:
+        async with httpx.AsyncClient(timeout=600, headers=headers, transport=transport) as client:
             async def one(doc: GoldDoc) -> None:
                 async with sem:
                     t = time.perf_counter()
@@ -73,8 +40,8 @@ async def _predict(url: str, task: str, docs: list[GoldDoc], body: dict[str, Any
                     record = {"id": doc.id, "error": f"{r.status_code}: {r.text[:300]}", "seconds": seconds}
                 else:
                     res = r.json()
-                    record = {"id": doc.id, "pred": predicted_tuples(res, task), "stats": res["stats"],
-                              "seconds": seconds}
+                    record = {"id": doc.id, "pred": TASKS[task].predicted_tuples(res), "stats": res["stats"],
+                              "template": res.get("template"), "seconds": seconds}
                 sink.write(json.dumps(record, ensure_ascii=False) + "\n")
                 sink.flush()
                 bar.update()
@@ -85,10 +52,12 @@ async def _predict(url: str, task: str, docs: list[GoldDoc], body: dict[str, Any
 
 
 def evaluate(url: str, task: str, docs: list[GoldDoc], body: dict[str, Any], predictions: Path,
-             concurrency: int = 8, api_key: str | None = None) -> dict:
-    """Predict what is missing from ``predictions``, then score everything in it."""
+             concurrency: int = 8, api_key: str | None = None,
+             transport: httpx.AsyncBaseTransport | None = None) -> dict:
+    """Predict what is missing from ``predictions``, then score everything in it.
+    ``transport``: an httpx transport to reach the service by (an in-process app in tests)."""
     t = time.perf_counter()
-    new = asyncio.run(_predict(url, task, docs, body, predictions, concurrency, api_key))
+    new = asyncio.run(_predict(url, task, docs, body, predictions, concurrency, api_key, transport))
     wall = time.perf_counter() - t
     by_id = {}
     for line in predictions.read_text(encoding="utf-8").splitlines():
@@ -96,6 +65,7 @@ def evaluate(url: str, task: str, docs: list[GoldDoc], body: dict[str, Any], pre
             rec = json.loads(line)
             by_id[rec["id"]] = rec
     scorers: dict[str, Scorer] = {}
+    templates: set[str] = set()
     totals = {"docs": 0, "errors": 0, "prompts": 0, "unparseable": 0, "truncated": 0,
               "ungrounded": 0, "output_tokens": 0, "request_seconds": 0.0}
     for doc in docs:
@@ -105,16 +75,18 @@ def evaluate(url: str, task: str, docs: list[GoldDoc], body: dict[str, Any], pre
         totals["docs"] += 1
         totals["request_seconds"] += rec.get("seconds", 0.0)
         pred = rec.get("pred") or {}
+        if rec.get("template"):
+            templates.add(rec["template"])
         if "error" in rec:
             totals["errors"] += 1
         for key in ("prompts", "unparseable", "truncated", "ungrounded", "output_tokens"):
             totals[key] += (rec.get("stats") or {}).get(key, 0)
-        for kind, gold in gold_tuples(doc, task).items():
+        for kind, gold in TASKS[task].gold_tuples(doc).items():
             scorers.setdefault(kind, Scorer()).add(gold, [tuple(p) for p in pred.get(kind, [])])
     totals["parse_failure_rate"] = round(totals["unparseable"] / totals["prompts"], 4) if totals["prompts"] else 0.0
     totals["truncation_rate"] = round(totals["truncated"] / totals["prompts"], 4) if totals["prompts"] else 0.0
     totals["docs_this_run"] = new
     totals["wall_seconds_this_run"] = round(wall, 2)
     totals["docs_per_s_this_run"] = round(new / wall, 3) if new else None
-    return {"task": task, "request": body, "totals": totals,
+    return {"task": task, "request": body, "templates": sorted(templates), "totals": totals,
             "scores": {kind: s.report() for kind, s in scorers.items()}}

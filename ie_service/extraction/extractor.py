@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
 
-from ..generation import PromptTooLong, TextEngine
+from ..admission import check_label_count, reserve_prompts  # issue 12 #1: caps per request
+from ..engine import PromptTooLong, TextEngine
 from .chunking import Chunk, chunk_text
 from .records import ExtractionStats
 from .schema import SchemaError
@@ -34,6 +36,7 @@ class Outcome:
     """A finished extraction, before it is put on the wire."""
 
     language: str
+    template: str = ""  # name@version
     records: list[BaseModel] = field(default_factory=list)
     raw_output: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -47,9 +50,7 @@ class Extractor:
 
     def _prompt(self, template: Template, task: Task, group: list, text: str,
                 examples: list[dict]) -> str:
-        instruction, input = template.render(
-            text, task.prompt_schema(group), task.labels_text(group), _examples_for(group, examples))
-        return self.engine.render(instruction, input)
+        return render_prompt(self.engine.render, template, task, group, text, examples)
 
     def _chunks(self, text: str, template: Template, task: Task, groups: list[list],
                 examples: list[dict], max_tokens: int) -> list[Chunk]:
@@ -67,6 +68,7 @@ class Extractor:
         """``options``: a request model of ``extraction.wire`` (language, constrained, ...)."""
         task = TASKS[task_name]
         labels = task.labels(raw_schema)
+        check_label_count(len(labels))  # 422 naming the limit
         language = options.language if options.language != "auto" else detect_language(text)
         template = self.templates.pick(task_name, language, options.template, options.constrained)
         size = options.labels_per_prompt or task.labels_per_prompt
@@ -81,8 +83,11 @@ class Extractor:
             schema = task.json_schema(group) if options.constrained else None
             return await self.engine.generate(prompt, params, schema)
 
-        generations = await asyncio.gather(*(ask(c, g) for c, g in jobs))
-        out = Outcome(language=language,
+        # count engine prompts (not HTTP requests) against the outstanding limit: 413 over the
+        # per-request cap, 429 when the engine queue has no room; claimed before any is sent
+        async with reserve_prompts(len(jobs)):
+            generations = await asyncio.gather(*(ask(c, g) for c, g in jobs))
+        out = Outcome(language=language, template=template.ref,
                       stats=ExtractionStats(prompts=len(jobs), chunks=len(chunks)))
         seen: set[tuple] = set()
         for (chunk, group), gen in zip(jobs, generations):
@@ -112,6 +117,15 @@ class Extractor:
         return out
 
 
+def render_prompt(render: Callable[[str, str], str], template: Template, task: Task,
+                  group: list, text: str, examples: list[dict] = ()) -> str:
+    """The exact prompt the model sees for one chunk and label group. Serving and the
+    adapter's training data (``ie_service.training``) both call this, so they cannot drift."""
+    instruction, input = template.render(
+        text, task.prompt_schema(group), task.labels_text(group), _examples_for(group, list(examples)))
+    return render(instruction, input)
+
+
 def _examples_for(group: list, examples: list[dict]) -> list[dict]:
     """Examples whose answer is keyed by label show only this prompt's labels."""
     names = {label.name for label in group}
@@ -119,4 +133,4 @@ def _examples_for(group: list, examples: list[dict]) -> list[dict]:
             if isinstance(e["output"], dict) else e for e in examples]
 
 
-__all__ = ["Extractor", "Outcome", "SchemaError", "detect_language"]
+__all__ = ["Extractor", "Outcome", "SchemaError", "detect_language", "render_prompt"]

@@ -1,4 +1,5 @@
-"""Typed extraction records (the response side of the wire format)."""
+"""Typed extraction records shared by tasks (the response side of the wire format); each
+task's own record types live in its module in ``tasks/``."""
 
 from __future__ import annotations
 
@@ -17,22 +18,6 @@ class Span(BaseModel):
 
 class Entity(Span):
     type: str | None = None
-
-
-class Triple(BaseModel):
-    head: Entity
-    relation: str
-    tail: Entity
-
-
-class Argument(Span):
-    role: str
-
-
-class Event(BaseModel):
-    type: str
-    trigger: Span | None = None
-    arguments: list[Argument] = Field(default_factory=list)
 
 
 class ExtractionStats(BaseModel):

@@ -1,36 +1,83 @@
 """IE prompt templates: files in ``prompts/tasks/*.json`` (and any user folder).
 
-A template file holds ``name``, ``task`` (ner|re|ee), ``language`` (en|zh), ``style`` and
-``instruction``. Styles:
+A template file holds ``name``, ``task`` (a registered task: ner|re|ee|...), ``language``
+(en|zh), ``style``, ``instruction`` and optionally ``version`` (default 1; bump it when the
+wording changes, so results name the prompt that produced them: ``name@version``). Styles:
 - ``schema``: OneKE / IEPile — the prompt is ``json.dumps({"instruction", "schema",
   ["example"], "input"})``; the answer is JSON keyed by label. Required under constraints.
 - ``knowlm``: KnowLM — the instruction names the labels (``{labels}``), the text goes in the
-  Alpaca input; the answer is free text (tuples), parsed leniently.
+  Alpaca input; the answer is free text (tuples), parsed leniently. Literal braces are
+  written ``{{`` and ``}}``.
+Files are checked when they load: unknown keys, tasks or placeholders are refused then,
+never at request time.
 """
 
 from __future__ import annotations
 
 import json
+import string
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..paths import prompts_dir
+from .tasks import TASKS
 
 Style = Literal["schema", "knowlm"]
+PLACEHOLDERS = {"labels"}
 
 
 class TemplateError(ValueError):
     """Unknown template, or one that does not fit the request (answered with a 4xx)."""
 
 
+def placeholders(text: str) -> set[str]:
+    """The ``{name}`` fields of a str.format text; ValueError on a stray brace or a field
+    with a conversion or format spec."""
+    fields = set()
+    for _, name, spec, conversion in string.Formatter().parse(text):
+        if name is None:
+            continue
+        if spec or conversion:
+            raise ValueError(f"placeholder {{{name}}} may not have a conversion or format spec")
+        fields.add(name)
+    return fields
+
+
 class Template(BaseModel):
-    name: str
-    task: Literal["ner", "re", "ee"]
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[^@\s]+$")
+    version: int = Field(1, ge=1)
+    task: str
     language: Literal["en", "zh"]
     style: Style
     instruction: str
+
+    @field_validator("task")
+    @classmethod
+    def _registered(cls, task: str) -> str:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; known: {sorted(TASKS)}")
+        return task
+
+    @model_validator(mode="after")
+    def _fields(self) -> "Template":
+        if self.style == "knowlm":
+            try:
+                found = placeholders(self.instruction)
+            except ValueError as exc:
+                raise ValueError(f"instruction: {exc} (write literal braces as '{{{{' and '}}}}')") from exc
+            if found - PLACEHOLDERS:
+                raise ValueError(f"instruction: unknown placeholder(s) {sorted(found - PLACEHOLDERS)}; "
+                                 f"allowed: {sorted(PLACEHOLDERS)} (write literal braces as '{{{{' and '}}}}')")
+        return self
+
+    @property
+    def ref(self) -> str:
+        """``name@version``: what results record as the prompt that produced them."""
+        return f"{self.name}@{self.version}"
 
     def render(self, text: str, schema: Any, labels_text: str,
                examples: list[dict] | None = None) -> tuple[str, str]:
@@ -64,15 +111,21 @@ class TemplateRegistry:
 
     @classmethod
     def default(cls, extra: list[Path] = ()) -> "TemplateRegistry":
-        return cls([prompts_dir() / "tasks", *extra])
+        """``prompts/tasks``, then the folders tasks ship, then ``extra``."""
+        shipped = [t.templates_dir for t in TASKS.values() if t.templates_dir is not None]
+        return cls([prompts_dir() / "tasks", *shipped, *extra])
 
     def pick(self, task: str, language: str, name: str | None, constrained: bool) -> Template:
+        """``name`` may pin a version (``ner-en-schema@1``): another version is refused."""
         if name is not None:
-            t = self.templates.get(name)
+            base, _, version = name.partition("@")
+            t = self.templates.get(base)
             if t is None:
-                raise TemplateError(f"unknown template {name!r}; known: {sorted(self.templates)}")
+                raise TemplateError(f"unknown template {base!r}; known: {sorted(self.templates)}")
+            if version and version != str(t.version):
+                raise TemplateError(f"template {base!r} is at version {t.version}, not {version}")
             if t.task != task:
-                raise TemplateError(f"template {name!r} is for task {t.task!r}, not {task!r}")
+                raise TemplateError(f"template {base!r} is for task {t.task!r}, not {task!r}")
         else:
             t = self.templates.get(f"{task}-{language}-schema")
             if t is None:

@@ -1,13 +1,17 @@
-"""Wire formats of ``/extract/{ner,re,ee}`` and their batch forms."""
+"""Wire formats of ``/extract/<task>`` and its batch form: the options every task shares,
+and per-task request/response models generated from the task (its schema type, records)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from ..sampling import SamplingOptions
-from .records import Entity, Event, ExtractionStats, Triple
+from ..engine import MAX_TEMPERATURE, SamplingOptions
+from .records import ExtractionStats
+from .tasks import Task
 
 MAX_TEXT_CHARS = 200_000
 MAX_BATCH = 256
@@ -16,7 +20,7 @@ MAX_BATCH = 256
 class ExtractionParameters(SamplingOptions):
     """Sampling for extraction: greedy and room for a JSON answer by default."""
 
-    temperature: float = Field(0.0, ge=0.0, le=10.0)
+    temperature: float = Field(0.0, ge=0.0, le=MAX_TEMPERATURE)  # vLLM's range (issue 12 #2)
     max_tokens: int = Field(384, ge=1, le=32768)
 
 
@@ -28,98 +32,59 @@ class Example(BaseModel):
     output: Any
 
 
-class RelationSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    relation: str
-    description: str = ""
-    head_type: str | None = None
-    tail_type: str | None = None
+class ExtractOptions(BaseModel):
+    """What every extraction request may set besides its text(s) and schema."""
 
-
-class EventSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    event_type: str
-    arguments: list[str] = Field(default_factory=list)
-    description: str = ""
-
-
-class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     language: Literal["zh", "en", "auto"] = "auto"
     constrained: bool = Field(True, description="enforce a JSON schema of the labels while decoding")
-    template: str | None = Field(None, description="template name from prompts/tasks; default by task+language")
+    template: str | None = Field(None, description="template name (or name@version) from prompts/tasks; "
+                                                   "default by task+language")
     examples: list[Example] = Field(default_factory=list, max_length=16)
     labels_per_prompt: int | None = Field(None, ge=1, le=64,
-                                          description="split large schemas; default 6 NER, 4 RE/EE")
+                                          description="split large schemas; default: the task's own size")
     drop_ungrounded: bool = Field(False, description="drop spans that are not in the text")
     parameters: ExtractionParameters = Field(default_factory=ExtractionParameters)
 
 
-_Text = Field(..., min_length=1, max_length=MAX_TEXT_CHARS)
-_Texts = Field(..., min_length=1, max_length=MAX_BATCH)
+class ExtractResult(BaseModel):
+    """What every extraction response holds besides its records."""
 
-NERSchema = list[str] | dict[str, str]
-RESchema = list[str | RelationSpec] | dict[str, str]
-EESchema = dict[str, list[str]] | list[EventSpec]
-
-
-class NERRequest(_Options):
-    text: str = _Text
-    schema_: NERSchema = Field(..., alias="schema", description='["person", ...] or {"person": "description"}')
-
-
-class RERequest(_Options):
-    text: str = _Text
-    schema_: RESchema = Field(..., alias="schema")
-
-
-class EERequest(_Options):
-    text: str = _Text
-    schema_: EESchema = Field(..., alias="schema", description='{"event type": ["role", ...]}')
-
-
-class NERBatchRequest(_Options):
-    texts: list[str] = _Texts
-    schema_: NERSchema = Field(..., alias="schema")
-
-
-class REBatchRequest(_Options):
-    texts: list[str] = _Texts
-    schema_: RESchema = Field(..., alias="schema")
-
-
-class EEBatchRequest(_Options):
-    texts: list[str] = _Texts
-    schema_: EESchema = Field(..., alias="schema")
-
-
-class _Result(BaseModel):
     language: str
+    template: str = Field(description="the template used, name@version")
     raw_output: list[str] = Field(description="what the model said, one string per prompt")
     warnings: list[str]
     stats: ExtractionStats
 
 
-class NERResponse(_Result):
-    entities: list[Entity]
+@dataclass(frozen=True)
+class TaskModels:
+    request: type[ExtractOptions]
+    batch_request: type[ExtractOptions]
+    response: type[ExtractResult]
+    batch_response: type[BaseModel]
 
 
-class REResponse(_Result):
-    triples: list[Triple]
+@cache
+def task_models(task: Task) -> TaskModels:
+    """The wire models of one task (``NERRequest``, ``NERBatchRequest``, ...)."""
+    def shared() -> dict[str, Any]:
+        return {
+            "schema_": (task.wire_schema, Field(..., alias="schema", description=task.schema_help or None)),
+            "labels_per_prompt": (int | None, Field(None, ge=1, le=64, description=(
+                f"split large schemas; default {task.labels_per_prompt} labels per prompt"))),
+        }
 
-
-class EEResponse(_Result):
-    events: list[Event]
-
-
-class NERBatchResponse(BaseModel):
-    results: list[NERResponse]
-
-
-class REBatchResponse(BaseModel):
-    results: list[REResponse]
-
-
-class EEBatchResponse(BaseModel):
-    results: list[EEResponse]
+    response = create_model(f"{task.title}Response", __base__=ExtractResult,
+                             **{task.records_field: (list[task.record], ...)})
+    return TaskModels(
+        request=create_model(f"{task.title}Request", __base__=ExtractOptions,
+                             text=(str, Field(..., min_length=1, max_length=MAX_TEXT_CHARS)),
+                             **shared()),
+        batch_request=create_model(f"{task.title}BatchRequest", __base__=ExtractOptions,
+                                   texts=(list[str], Field(..., min_length=1, max_length=MAX_BATCH)),
+                                   **shared()),
+        response=response,
+        batch_response=create_model(f"{task.title}BatchResponse", results=(list[response], ...)),
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 from tqdm import tqdm
+
+from ..user_errors import BadInputFile, UserInputError
 
 
 class Document(BaseModel):
@@ -24,21 +27,55 @@ class Document(BaseModel):
 
 def read_documents(paths: list[str], id_field: str = "id", text_field: str = "text") -> Iterator[Document]:
     """JSONL files (one ``{id, text}`` object a line) and text files (one document each,
-    id = file name); a folder stands for the files in it."""
+    id = file name); a folder stands for the files in it. A line or file that cannot be
+    used raises :class:`BadInputFile` naming the file and line."""
     for raw in paths:
         path = Path(raw)
+        if not path.exists():
+            raise BadInputFile(path, "no such file or folder")
         files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+        if not files:
+            raise BadInputFile(path, "folder has no files")
         for f in files:
+            try:
+                data = f.read_bytes()
+            except OSError as exc:
+                raise BadInputFile(f, exc.strerror or str(exc)) from None
             if f.suffix == ".jsonl":
-                for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
-                    if not line.strip():
-                        continue
-                    obj = json.loads(line)
-                    if text_field not in obj:
-                        raise ValueError(f"{f}:{n}: no {text_field!r} field")
-                    yield Document(id=str(obj.get(id_field, f"{f.stem}:{n}")), text=obj[text_field])
+                yield from _jsonl_documents(f, data, id_field, text_field)
             else:
-                yield Document(id=f.name, text=f.read_text(encoding="utf-8"))
+                try:
+                    text = data.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise BadInputFile(f, f"not UTF-8 (byte {exc.start})",
+                                       line=data.count(b"\n", 0, exc.start) + 1) from None
+                yield Document(id=f.name, text=text)
+
+
+def _jsonl_documents(f: Path, data: bytes, id_field: str, text_field: str) -> Iterator[Document]:
+    if not data.strip():
+        raise BadInputFile(f, "no documents (the file is empty)")
+    for n, raw in enumerate(data.split(b"\n"), 1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise BadInputFile(f, "not UTF-8", line=n) from None
+        except ValueError as exc:
+            raise BadInputFile(f, f"not JSON ({exc})", line=n) from None
+        if not isinstance(obj, dict):
+            raise BadInputFile(f, f"expected a JSON object, got {type(obj).__name__}", line=n)
+        if text_field not in obj:
+            raise BadInputFile(f, f"no {text_field!r} field", line=n)
+        text = obj[text_field]
+        if not isinstance(text, str):
+            raise BadInputFile(f, f"{text_field!r} must be a string, got {type(text).__name__}", line=n)
+        doc_id = obj.get(id_field, f"{f.stem}:{n}")
+        if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
+            raise BadInputFile(f, f"{id_field!r} must be a string or an integer, got {type(doc_id).__name__}",
+                               line=n)
+        yield Document(id=str(doc_id), text=text)
 
 
 def done_ids(out: Path) -> set[str]:
@@ -97,8 +134,12 @@ def build(url: str, documents: list[Document], request: dict[str, Any], out: Pat
     """Extract triples for every document not yet in ``out``; returns counts of this run."""
     seen = done_ids(out)
     ids = [d.id for d in documents]
+    if not ids:
+        raise UserInputError("no documents to process")
     if len(set(ids)) != len(ids):
-        raise ValueError("document ids are not unique; resuming needs unique ids")
+        twice = next(i for i, c in Counter(ids).items() if c > 1)
+        raise UserInputError(f"document ids are not unique ({twice!r} occurs more than once); "
+                             "resuming needs unique ids")
     todo = [d for d in documents if d.id not in seen]
     counts = asyncio.run(_build(url.rstrip("/"), todo, request, out, concurrency, api_key, len(documents)))
     counts["skipped"] = len(documents) - len(todo)

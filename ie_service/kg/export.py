@@ -1,6 +1,10 @@
 """Exports of a :class:`Graph`: RDF (Turtle, N-Triples) with rdflib, Neo4j bulk-import CSV,
 and parameterised Cypher (values travel as parameters, never inside the query text).
 
+Every exporter writes the values :func:`~ie_service.kg.graph.load_graph` normalised once.
+CSV cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
+``@``, tab or carriage return) get a leading ``'`` (OWASP's advice for CSV injection).
+
 Every entity is linked to the documents that mention it (``MENTIONS`` in Neo4j,
 ``ie:mentionedIn`` in RDF), as LangChain's graph documents do."""
 
@@ -28,6 +32,14 @@ CYPHER_RELATIONS = (
     "UNWIND $rows AS row MATCH (h:Entity {id: row.head}), (t:Entity {id: row.tail}) "
     "MERGE (h)-[r:RELATION {type: row.relation, doc_id: row.doc_id}]->(t)"
 )
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str) -> str:
+    """A text cell that a spreadsheet shows as text, never evaluates."""
+    return "'" + value if value.startswith(FORMULA_START) else value
 
 
 def _slug(text: str) -> str:
@@ -61,12 +73,15 @@ def to_neo4j_csv(graph: Graph, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     files = {
         "entities.csv": (["id:ID", "name", "type", ":LABEL"],
-                         [[e.id, e.name, e.type or "", "Entity"] for e in graph.entities.values()]),
-        "documents.csv": (["id:ID", ":LABEL"], [[d, "Document"] for d in sorted(graph.docs)]),
+                         [[e.id, csv_cell(e.name), csv_cell(e.type or ""), "Entity"]
+                          for e in graph.entities.values()]),
+        "documents.csv": (["id:ID", ":LABEL"], [[csv_cell(d), "Document"] for d in sorted(graph.docs)]),
         "relations.csv": ([":START_ID", ":END_ID", ":TYPE", "relation", "doc_id"],
-                          [[e.head, e.tail, "RELATION", e.relation, e.doc_id] for e in graph.edges]),
+                          [[e.head, e.tail, "RELATION", csv_cell(e.relation), csv_cell(e.doc_id)]
+                           for e in graph.edges]),
         "mentions.csv": ([":START_ID", ":END_ID", ":TYPE"],
-                         [[d, e.id, "MENTIONS"] for e in graph.entities.values() for d in sorted(e.docs)]),
+                         [[csv_cell(d), e.id, "MENTIONS"] for e in graph.entities.values()
+                          for d in sorted(e.docs)]),
     }
     written = []
     for name, (header, rows) in files.items():

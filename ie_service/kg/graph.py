@@ -1,17 +1,38 @@
-"""Triples JSONL → a de-duplicated graph of entities, relations and source documents."""
+"""Triples JSONL → a de-duplicated graph of entities, relations and source documents.
+
+Names, types, relations and document ids are normalised once, here (:func:`clean_text`),
+so every exporter (RDF, Neo4j CSV, Cypher) writes the same values: no raw newlines or
+control characters, no leading/trailing whitespace, and no entity with an empty name."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
+import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from ..user_errors import BadInputFile
+
+log = logging.getLogger(__name__)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(value: str) -> str:
+    """One line of text: control characters dropped, every run of whitespace (newlines,
+    tabs, Unicode separators) one space, no space at either end."""
+    value = _CONTROL.sub("", unicodedata.normalize("NFC", value))
+    return " ".join(value.split())
 
 
 def entity_key(name: str) -> str:
     """Names that differ only in case or spacing are the same entity."""
-    return " ".join(name.split()).casefold()
+    return clean_text(name).casefold()
 
 
 def entity_id(key: str) -> str:
@@ -39,32 +60,98 @@ class Graph:
     entities: dict[str, EntityNode] = field(default_factory=dict)
     edges: list[Edge] = field(default_factory=list)
     docs: set[str] = field(default_factory=set)
+    skipped: int = 0  # triples dropped: an end or the relation is empty after cleaning
+
+
+def _text(value: Any, what: str, path: Path, n: int) -> str:
+    if not isinstance(value, str):
+        raise BadInputFile(path, f"{what} must be a string, got {type(value).__name__}", line=n)
+    return value
+
+
+def _entity(value: Any, what: str, path: Path, n: int) -> tuple[str, str | None]:
+    if not isinstance(value, dict):
+        raise BadInputFile(path, f"{what} must be an object with 'text', got {type(value).__name__}", line=n)
+    name = clean_text(_text(value.get("text"), f"{what}.text", path, n))
+    raw_type = value.get("type")
+    if raw_type is not None and not isinstance(raw_type, str):
+        raise BadInputFile(path, f"{what}.type must be a string or null, got {type(raw_type).__name__}", line=n)
+    return name, (clean_text(raw_type) or None) if raw_type else None
+
+
+def _records(path: Path):
+    """``(line number, object)`` for every line; a torn last line (an interrupted build
+    writes no newline after it) is skipped with a warning, any other bad line raises."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadInputFile(path, exc.strerror or str(exc)) from None
+    lines = data.split(b"\n")
+    last = len(lines) if data.endswith(b"\n") else len(lines) - 1  # 0-based index of a torn line
+    for i, raw in enumerate(lines):
+        n = i + 1
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8")
+            obj = json.loads(line)
+        except (UnicodeDecodeError, ValueError) as exc:
+            if i == last:
+                log.warning("%s:%d: incomplete last line ignored (an interrupted build?)", path, n)
+                continue
+            why = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else f"not JSON ({exc})"
+            raise BadInputFile(path, why, line=n) from None
+        if not isinstance(obj, dict):
+            raise BadInputFile(path, f"expected an object with doc_id and triples, got {type(obj).__name__}", line=n)
+        yield n, obj
 
 
 def load_graph(path: str | Path) -> Graph:
+    path = Path(path)
     names: dict[str, Counter] = defaultdict(Counter)
     types: dict[str, Counter] = defaultdict(Counter)
     docs_of: dict[str, set[str]] = defaultdict(set)
     edges: set[Edge] = set()
     all_docs: set[str] = set()
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue  # a torn last line of an interrupted build
-        doc = rec["doc_id"]
+    records, skipped = 0, 0
+    for n, rec in _records(path):
+        if "doc_id" not in rec or "triples" not in rec:
+            raise BadInputFile(path, "expected an object with doc_id and triples", line=n)
+        doc_id = rec["doc_id"]
+        if isinstance(doc_id, int) and not isinstance(doc_id, bool):
+            doc_id = str(doc_id)
+        doc = clean_text(_text(doc_id, "doc_id", path, n))
+        if not doc:
+            raise BadInputFile(path, "doc_id is empty", line=n)
+        triples = rec["triples"]
+        if not isinstance(triples, list):
+            raise BadInputFile(path, f"triples must be a list, got {type(triples).__name__}", line=n)
+        records += 1
         all_docs.add(doc)
-        for t in rec["triples"]:
+        for k, t in enumerate(triples):
+            if not isinstance(t, dict):
+                raise BadInputFile(path, f"triples[{k}] must be an object", line=n)
+            (head, head_type), (tail, tail_type) = (_entity(t.get("head"), f"triples[{k}].head", path, n),
+                                                    _entity(t.get("tail"), f"triples[{k}].tail", path, n))
+            relation = clean_text(_text(t.get("relation"), f"triples[{k}].relation", path, n))
+            if not head or not tail or not relation:
+                skipped += 1
+                continue
             ends = []
-            for ent in (t["head"], t["tail"]):
-                key = entity_key(ent["text"])
-                names[key][ent["text"].strip()] += 1
-                if ent.get("type"):
-                    types[key][ent["type"]] += 1
+            for name, type_ in ((head, head_type), (tail, tail_type)):
+                key = entity_key(name)
+                names[key][name] += 1
+                if type_:
+                    types[key][type_] += 1
                 docs_of[key].add(doc)
                 ends.append(entity_id(key))
-            edges.add(Edge(ends[0], t["relation"], ends[1], doc))
-    graph = Graph(docs=all_docs)
+            edges.add(Edge(ends[0], relation, ends[1], doc))
+    if records == 0:
+        raise BadInputFile(path, "no triple records (expected JSON lines with doc_id and triples, "
+                                 "as written by `ie-service kg build`)")
+    if skipped:
+        log.warning("%s: %d triple(s) with an empty entity or relation skipped", path, skipped)
+    graph = Graph(docs=all_docs, skipped=skipped)
     for key, counter in names.items():
         eid = entity_id(key)
         graph.entities[eid] = EntityNode(

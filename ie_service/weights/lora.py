@@ -1,28 +1,82 @@
 """Merge a LoRA adapter into its base with peft (``merge_and_unload``) and save a folder
-vLLM can serve (safetensors + tokenizer). Loads the whole model once (peft's way)."""
+vLLM can serve (safetensors + tokenizer). Loads the whole model once (peft's way).
+
+Both folders are checked before anything loads (adapter config, safetensors headers
+against file sizes), and what transformers / peft still refuse is reported as a
+:class:`WeightsError` naming the folder: one line, exit 2 on the command line."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from .shards import TOKENIZER_FILES, WeightsError, atomic_output, copy_side_files
+from ..user_errors import one_line
+from .shards import TOKENIZER_FILES, WeightsError, atomic_output, check_safetensors, copy_side_files
+
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+# what from_pretrained raises on a folder it cannot use (SafetensorError is an Exception
+# subclass of its own: matched by name below)
+_LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, EOFError)
+
+
+def _check_adapter(lora: Path) -> None:
+    config_path = lora / "adapter_config.json"
+    if not config_path.is_file():
+        raise WeightsError(f"{lora} has no adapter_config.json: not a peft LoRA adapter folder")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise WeightsError(f"{config_path}: not a JSON adapter config ({one_line(exc)})") from None
+    if not isinstance(config, dict) or "peft_type" not in config:
+        raise WeightsError(f"{config_path}: not a peft adapter config (no peft_type)")
+    weights = [lora / name for name in ADAPTER_WEIGHTS if (lora / name).is_file()]
+    if not weights:
+        raise WeightsError(f"{lora} has no {' or '.join(ADAPTER_WEIGHTS)}")
+    for path in weights:
+        if path.suffix == ".safetensors":
+            check_safetensors(path)
+
+
+def _check_base(base: Path) -> None:
+    if not base.is_dir():
+        raise WeightsError(f"not a folder: {base}")
+    if not (base / "config.json").is_file():
+        raise WeightsError(f"{base} has no config.json: not a model folder")
+    for path in sorted(base.glob("*.safetensors")):
+        check_safetensors(path)
+
+
+def _loading(what: Path, exc: BaseException) -> WeightsError:
+    return WeightsError(f"{what}: cannot be loaded: {type(exc).__name__}: {one_line(exc)}")
 
 
 def merge_lora(base: str | Path, lora: str | Path, out: str | Path, *, dtype: str = "float32",
                force: bool = False) -> Path:
     import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
 
     base, lora = Path(base), Path(lora)
-    if not (lora / "adapter_config.json").is_file():
-        raise WeightsError(f"{lora} has no adapter_config.json: not a peft LoRA adapter folder")
     torch_dtype = getattr(torch, dtype, None)
     if not isinstance(torch_dtype, torch.dtype):
         raise WeightsError(f"unknown dtype {dtype!r}")
+    _check_adapter(lora)
+    _check_base(base)
+
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
     with atomic_output(out, force) as tmp:
-        model = AutoModelForCausalLM.from_pretrained(base, torch_dtype=torch_dtype, low_cpu_mem_usage=True)
-        merged = PeftModel.from_pretrained(model, lora).merge_and_unload()
+        try:
+            model = AutoModelForCausalLM.from_pretrained(base, torch_dtype=torch_dtype, low_cpu_mem_usage=True)
+        except Exception as exc:
+            if isinstance(exc, _LOAD_ERRORS) or type(exc).__name__ == "SafetensorError":
+                raise _loading(base, exc) from exc
+            raise
+        try:
+            merged = PeftModel.from_pretrained(model, lora).merge_and_unload()
+        except Exception as exc:
+            if isinstance(exc, _LOAD_ERRORS) or type(exc).__name__ == "SafetensorError":
+                raise _loading(lora, exc) from exc
+            raise
         merged.save_pretrained(tmp, safe_serialization=True)
         copy_side_files([lora, base], tmp, names=TOKENIZER_FILES)
     return Path(out)

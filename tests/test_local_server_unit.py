@@ -1,4 +1,4 @@
-"""running_server stops its server when the process using it gets SIGTERM (no orphaned engine)."""
+"""local_server stops its server when the process using it gets SIGTERM (no orphaned engine)."""
 
 import os
 import signal
@@ -8,7 +8,7 @@ import time
 
 PARENT = r'''
 import subprocess, sys, time
-import ie_service.testing as testing
+import ie_service.local_server as local
 
 HEALTH = """
 import http.server, sys
@@ -25,8 +25,8 @@ def health_server(cmd, **kwargs):  # stands in for `ie-service serve --port N`
     print(proc.pid, flush=True)
     return proc
 
-testing.subprocess.Popen = health_server
-with testing.running_server(timeout=30) as url:
+local.subprocess.Popen = health_server
+with local.local_server(timeout=30) as url:
     print(url, flush=True)
     time.sleep(120)
 '''

@@ -32,7 +32,7 @@ class Generation:
 
 
 class TextEngine(Protocol):
-    """The engine as the API and extraction layers see it (``engine.Engine`` in
+    """The engine as the API and extraction layers see it (``vllm_engine.Engine`` in
     production, a scripted fake in fast unit tests)."""
 
     model_name: str

@@ -1,4 +1,5 @@
-"""Start a real ``ie-service serve`` on loopback (used by tests and benchmarks)."""
+"""Start a real ``ie-service serve`` on loopback: for the tools that need a service and were
+given no ``--url`` (``eval``, ``kg build``), and for tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -27,10 +28,10 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 @contextmanager
-def running_server(
+def local_server(
     extra_args: list[str] = (), log_path: Path | None = None, timeout: float = 600.0
 ) -> Iterator[str]:
-    """Run the service in a subprocess; yield its base URL once /health answers 200.
+    """Run ``ie-service serve`` in a subprocess; yield its base URL once /health answers 200.
 
     The server is stopped on exit, also when this process gets SIGTERM (in the main thread)."""
     previous = None

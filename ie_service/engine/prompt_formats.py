@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .paths import prompts_dir
+from ..paths import prompts_dir
 
 CHAT = "chat"
 AUTO = "auto"

@@ -1,0 +1,12 @@
+"""The routers of the app, one module each; ``routers()`` lists them in mounting order."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from . import extract, generate, health, metrics, models
+
+
+def routers() -> list[APIRouter]:
+    """Extraction routes are built from the task registry as it is now."""
+    return [generate.router, extract.router(), health.router, models.router, metrics.router]

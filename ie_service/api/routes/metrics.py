@@ -1,0 +1,15 @@
+"""``GET /metrics``: Prometheus text format."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from ..state import metrics_of
+
+router = APIRouter()
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus(request: Request) -> Response:
+    return Response(metrics_of(request).render(), media_type="text/plain; version=0.0.4")

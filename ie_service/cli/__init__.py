@@ -1,0 +1,65 @@
+"""``ie-service`` command line: serve, and the tools around the service.
+
+One module per command, each with ``register(sub)`` that adds its parser and sets ``func``
+(the command: args → exit code) on every leaf. A command raises :class:`UsageError` for
+arguments that do not fit together; its parser reports it (exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ..user_errors import EXIT_USAGE, UserInputError, one_line
+from . import eval as eval_command
+from . import kg, serve, train, weights
+from .common import UsageError
+
+COMMANDS = (serve, weights, eval_command, kg, train)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ie-service",
+        description="Instruction-driven information extraction (NER / RE / EE) served by vLLM.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(sub)
+    _remember_parsers(parser)
+    return parser
+
+
+def _remember_parsers(parser: argparse.ArgumentParser) -> None:
+    """Each leaf parser sets itself as ``_parser``, so a UsageError names the right command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                child.set_defaults(_parser=child)
+                _remember_parsers(child)
+
+
+def setup_logging() -> None:
+    """Text logs for humans; the access log is one JSON object per line (``ie_service.access``)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    access = logging.getLogger("ie_service.access")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter('{"ts": "%(asctime)s", "access": %(message)s}'))
+    access.addHandler(handler)
+    access.propagate = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        args._parser.error(str(exc))  # exits 2
+        raise
+    except UserInputError as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+__all__ = ["UsageError", "build_parser", "main"]

@@ -1,0 +1,95 @@
+"""``ie-service eval``: score extraction on a gold set (any registered task)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..extraction.tasks import TASKS, TriggersOnly
+from .common import UsageError, add_client_arguments, read_json, service_url
+
+
+def _stem(args: argparse.Namespace) -> str:
+    stem = f"{Path(args.dataset).stem}-{args.task}-{'free' if args.free else 'constrained'}"
+    if args.triggers_only:
+        stem += "-triggers"
+    if args.examples:
+        stem += "-fewshot"
+    return stem
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ..evaluation import datasets, runner
+    from ..evaluation.scoring import table
+
+    task = TASKS[args.task]
+    if args.triggers_only and not isinstance(task, TriggersOnly):
+        able = " or ".join(name for name, t in TASKS.items() if isinstance(t, TriggersOnly))
+        raise UsageError(f"--triggers-only needs --task {able}")
+    all_docs = datasets.load(args.dataset, args.format)
+    docs = all_docs[args.offset:]
+    if args.limit:
+        docs = docs[: args.limit]
+    if not docs:
+        raise UsageError("no documents selected")
+    schema = read_json(args.schema) if args.schema else task.gold_schema(all_docs)
+    body = {"schema": schema, "constrained": not args.free, "language": args.language,
+            "parameters": {"temperature": 0, "max_tokens": args.max_tokens}}
+    if args.template:
+        body["template"] = args.template
+    if args.labels_per_prompt:
+        body["labels_per_prompt"] = args.labels_per_prompt
+    if args.examples:
+        body["examples"] = read_json(args.examples)
+    if args.triggers_only:
+        body["schema"], examples = task.triggers_only(schema, body.get("examples", []))
+        if examples:
+            body["examples"] = examples
+    stem = _stem(args)
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    predictions = Path(args.predictions or out_dir / f"{stem}.predictions.jsonl")
+    with service_url(args, out_dir / f"{stem}.server.log") as url:
+        report = runner.evaluate(url.rstrip("/"), args.task, docs, body, predictions,
+                                 concurrency=args.concurrency, api_key=args.api_key)
+    report["dataset"] = args.dataset
+    if args.triggers_only:
+        report["scores"] = {k: v for k, v in report["scores"].items() if k in task.trigger_score_kinds}
+    report_path = Path(args.report or out_dir / f"{stem}.report.json")
+    report_path.write_text(json.dumps(report, ensure_ascii=False, indent=2))
+    for kind, scores in report["scores"].items():
+        print(table(scores, f"{args.dataset} {args.task} {kind}"))
+    print(json.dumps(report["totals"]))
+    print(f"report: {report_path}  predictions: {predictions}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser("eval", help="score extraction on a gold set (P/R/F1, parse failures)",
+                        description="Run /extract/{task} over a data set through a service (--url) "
+                                    "or a server started here, and score strict P/R/F1 per type. "
+                                    "Resumable: predictions are appended to a JSONL file.")
+    ev.add_argument("--dataset", required=True,
+                    help="wnut17 | crossner-ai | crossner-music | fewfc (from ../shared/data or "
+                         "$IE_SERVICE_DATA), or a path to a file of one of those formats")
+    ev.add_argument("--format", choices=["bio", "crossner", "fewfc", "jsonl"], default=None,
+                    help="file format (default: by name, or sniffed)")
+    ev.add_argument("--task", required=True, choices=list(TASKS))
+    ev.add_argument("--limit", type=int, default=None, help="first N documents (after --offset)")
+    ev.add_argument("--offset", type=int, default=0)
+    add_client_arguments(ev)
+    ev.add_argument("--free", action="store_true", help="unconstrained decoding")
+    ev.add_argument("--language", default="auto", choices=["auto", "en", "zh"])
+    ev.add_argument("--template", default=None, help="template name, or name@version to pin one")
+    ev.add_argument("--schema", default=None, help="JSON file with the schema (default: the data's labels)")
+    ev.add_argument("--examples", default=None, help="JSON file: few-shot [{input, output}]")
+    ev.add_argument("--labels-per-prompt", type=int, default=None)
+    ev.add_argument("--triggers-only", action="store_true",
+                    help="EE: ask for event types and triggers, no arguments, and score triggers only")
+    ev.add_argument("--max-tokens", type=int, default=256)
+    ev.add_argument("--concurrency", type=int, default=8)
+    ev.add_argument("--out-dir", default="eval-runs")
+    ev.add_argument("--predictions", default=None, help="JSONL of predictions (resumes from it)")
+    ev.add_argument("--report", default=None, help="JSON report path")
+    ev.set_defaults(func=cmd_eval)

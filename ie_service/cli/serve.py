@@ -1,0 +1,61 @@
+"""``ie-service serve`` (the HTTP service) and ``ie-service prepare-model``."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import add_engine_arguments, engine_config_from
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ..api.app import create_app
+    from ..api.settings import ServiceSettings
+    from ..engine.vllm_engine import Engine, preflight
+
+    config = engine_config_from(args)
+    preflight(config)  # issue 12: memory sizing checked before serving (one-line error naming --kv-cache-gib, exit 2)
+    settings = ServiceSettings(
+        api_keys=(args.api_key or []) + ServiceSettings.keys_from_env(),
+        max_request_bytes=args.max_request_bytes,
+        max_outstanding=args.max_outstanding,
+        request_timeout_s=args.request_timeout,
+    )
+    app = create_app(lambda: Engine.start(config), settings=settings)
+    # our middleware writes one JSON access line per request; uvicorn's own is off
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+def cmd_prepare_model(args: argparse.Namespace) -> int:
+    from ..engine.embedded import ensure_base_model, ensure_embedded_model
+
+    print(ensure_base_model() if args.base else ensure_embedded_model())
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser("serve", help="start the HTTP service",
+                           description="Start the engine and serve /generate, /extract/*, "
+                                       "/health on HTTP.")
+    add_engine_arguments(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 in containers)")
+    serve.add_argument("--port", type=int, default=8090)
+    serve.add_argument("--log-level", default="info")
+    limits = serve.add_argument_group("limits and access")
+    limits.add_argument("--api-key", action="append", default=None,
+                        help="require this key on every route (repeatable; also $IE_SERVICE_API_KEYS, "
+                             "comma-separated); clients send 'Authorization: Bearer KEY' or 'X-API-Key'")
+    limits.add_argument("--max-request-bytes", type=int, default=2 * 1024 * 1024, help="larger bodies: 413")
+    limits.add_argument("--max-outstanding", type=int, default=256,
+                        help="engine requests in flight + waiting; beyond this: 429 with Retry-After")
+    limits.add_argument("--request-timeout", type=float, default=600.0,
+                        help="seconds per engine request; beyond: 504 and the generation is aborted")
+    serve.set_defaults(func=cmd_serve)
+
+    prep = sub.add_parser("prepare-model",
+                          help="convert the embedded SmolLM2 GGUF and merge the shipped IE adapter "
+                               "into the cache, print the folder")
+    prep.add_argument("--base", action="store_true", help="only the converted base (no adapter)")
+    prep.set_defaults(func=cmd_prepare_model)

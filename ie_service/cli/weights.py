@@ -1,0 +1,103 @@
+"""``ie-service weights``: recover / apply-delta / make-diff / merge-lora / md5."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+
+def _reported(run: Callable[[argparse.Namespace], object]) -> Callable[[argparse.Namespace], int]:
+    """A weights op whose known failures print ``error: ...`` and exit 2; a path result is printed."""
+    def cmd(args: argparse.Namespace) -> int:
+        from ..weights.shards import WeightsError
+
+        try:
+            result = run(args)
+        except (WeightsError, FileNotFoundError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if isinstance(result, int):
+            return result
+        print(result)
+        return 0
+    return cmd
+
+
+@_reported
+def cmd_recover(args: argparse.Namespace):
+    from ..weights import diff
+
+    return diff.recover(args.base, args.diff, args.out, fp16=args.fp16, force=args.force)
+
+
+@_reported
+def cmd_apply_delta(args: argparse.Namespace):
+    from ..weights import diff
+
+    return diff.apply_delta(args.base, args.delta, args.out, fp16=args.fp16, force=args.force)
+
+
+@_reported
+def cmd_make_diff(args: argparse.Namespace):
+    from ..weights import diff
+
+    return diff.make_diff(args.base, args.tuned, args.out, force=args.force)
+
+
+@_reported
+def cmd_merge_lora(args: argparse.Namespace):
+    from ..weights.lora import merge_lora
+
+    return merge_lora(args.base, args.lora, args.out, dtype=args.dtype, force=args.force)
+
+
+@_reported
+def cmd_md5(args: argparse.Namespace) -> int:
+    from ..weights import md5
+
+    if args.expect:
+        problems = md5.check(args.dir, md5.read_manifest(args.expect))
+        for p in problems:
+            print(p, file=sys.stderr)
+        print("OK" if not problems else f"{len(problems)} problem(s)")
+        return 1 if problems else 0
+    sums = md5.folder_md5(args.dir)
+    target = args.write or f"{args.dir}/{md5.MANIFEST}"
+    md5.write_manifest(sums, target)
+    print(f"wrote {len(sums)} checksums to {target}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    w = sub.add_parser("weights", help="recover / apply-delta / make-diff / merge-lora / md5",
+                       description="Weight tooling. Works shard by shard (safetensors, lazy "
+                                   "loading); output appears only when complete.")
+    ops = w.add_subparsers(dest="op", required=True, metavar="OP")
+    r = ops.add_parser("recover", help="ZhiXi weight_diff recover: tuned = base + diff")
+    r.add_argument("--base", required=True, help="original LLaMA folder")
+    r.add_argument("--diff", required=True, help="published diff folder")
+    r.set_defaults(func=cmd_recover)
+    a = ops.add_parser("apply-delta", help="FastChat/Ziya apply_delta: base + delta (vocab may grow)")
+    a.add_argument("--base", required=True)
+    a.add_argument("--delta", required=True)
+    a.set_defaults(func=cmd_apply_delta)
+    m = ops.add_parser("make-diff", help="diff = tuned - base, float32 (the reverse of recover)")
+    m.add_argument("--base", required=True)
+    m.add_argument("--tuned", required=True)
+    m.set_defaults(func=cmd_make_diff)
+    for p in (r, a):
+        p.add_argument("--fp16", action="store_true", help="store float16 (computed in float32)")
+    lo = ops.add_parser("merge-lora", help="merge a peft LoRA adapter into its base")
+    lo.add_argument("--base", required=True)
+    lo.add_argument("--lora", required=True)
+    lo.add_argument("--dtype", default="float32", help="float32 | float16 | bfloat16")
+    lo.set_defaults(func=cmd_merge_lora)
+    for p in (r, a, m, lo):
+        p.add_argument("--out", required=True, help="output folder (must not exist)")
+        p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    h = ops.add_parser("md5", help="write or check an MD5 manifest (md5sum format)")
+    h.add_argument("dir")
+    h.add_argument("--expect", help="manifest to check against (exit 1 on any mismatch)")
+    h.add_argument("--write", help="where to write the manifest (default DIR/md5sums.txt)")
+    h.set_defaults(func=cmd_md5)

@@ -1,0 +1,36 @@
+"""Engine settings (no vllm import here, so the CLI and API can build them cheaply)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EngineConfig(BaseModel):
+    """What the engine is started with. ``model=None`` means the embedded default."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str | None = Field(None, description="model folder; None = embedded SmolLM2-135M + IE adapter; 'embedded:base' = without the adapter")
+    tokenizer: str | None = None
+    served_model_name: str | None = None
+    dtype: str = "auto"
+    tensor_parallel_size: int = Field(1, ge=1)
+    max_model_len: int = Field(2048, ge=64)
+    max_num_batched_tokens: int | None = Field(None, ge=1)
+    max_num_seqs: int | None = Field(None, ge=1)
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0.0, le=1.0,
+        description="fraction of GPU memory for weights + KV cache (default 0.9). On the CPU "
+                    "backend vLLM applies it to one NUMA node's memory: prefer --kv-cache-gib there",
+    )
+    kv_cache_gib: float | None = Field(
+        None, gt=0.0, le=4096.0,
+        description="KV cache size per worker in GiB (vLLM's kv_cache_memory_bytes). Default on "
+                    "the CPU backend: 1 GiB (more if one max-model-len sequence needs it), lowered "
+                    "to what fits on the NUMA node the worker runs on and under the cgroup memory "
+                    "limit; start-up stops with an error naming this flag when it cannot fit. "
+                    "Default on a GPU: sized by --gpu-memory-utilization",
+    )
+    enforce_eager: bool = True
+    seed: int = 0
+    prompt_format: str = Field("auto", description="alpaca | ziya | raw | chat | auto | FILE.json")

@@ -1,0 +1,272 @@
+"""Checks on a client's ``json_schema`` before the engine sees it.
+
+vLLM validates a schema with xgrammar and raises on the bad ones, but (measured on 0.32)
+a ``$ref`` that loops still compiles and the request ends with ``finish_reason: "error"``
+and no text, and grammar compilation has no time limit (an ``enum`` of 100k strings took
+minutes; the cost grows faster than linearly: 10k random strings 2.6 s, 30k 23 s). So:
+
+* :func:`check_json_schema` (pure Python, cheap): size, ``enum``/``const`` values, depth
+  (for clients' schemas: ``/generate`` checks them when it reads the request), the JSON
+  Schema meta-schema, local ``$ref`` targets, and that the schema has at least one finite
+  instance (no ``$ref`` loop without a way out).
+* :class:`GrammarCompileGuard`: compiles the schema with xgrammar for the served
+  tokenizer in a worker thread, with a time limit (xgrammar releases the GIL, so the
+  event loop keeps serving). The result is cached by xgrammar, so a schema sent again
+  costs nothing.
+
+Both raise :class:`~ie_service.request_errors.InvalidJsonSchema` (422).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..request_errors import InvalidJsonSchema
+
+log = logging.getLogger(__name__)
+
+MAX_SCHEMA_BYTES = 32 * 1024
+MAX_ENUM_VALUES = 1000  # enum entries + const values, whole schema
+MAX_DEPTH = 64  # vLLM 0.32 refuses deeper (MAX_STRUCTURED_OUTPUT_JSON_NESTING)
+COMPILE_TIMEOUT_S = 10.0
+_XGRAMMAR_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: ")
+
+_SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+_SUBSCHEMA_ONE = ("items", "additionalProperties", "not", "if", "then", "else", "contains",
+                  "propertyNames", "unevaluatedProperties", "unevaluatedItems", "additionalItems")
+
+
+def check_json_schema(schema: Any, *, limits: bool = True) -> None:
+    """Raise :class:`InvalidJsonSchema` unless ``schema`` is a JSON schema (of reasonable
+    size: ``limits``, for schemas from clients) whose ``$ref``s resolve locally and which
+    some finite JSON value satisfies."""
+    if not isinstance(schema, dict):
+        raise InvalidJsonSchema("json_schema must be a JSON object")
+    try:
+        size = len(json.dumps(schema, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidJsonSchema(f"json_schema is not plain JSON: {exc}") from exc
+    if limits:
+        _check_limits(schema, size)
+    _check_meta(schema)
+    _check_refs_and_finiteness(schema)
+
+
+def _check_limits(schema: dict, size: int) -> None:
+    if size > MAX_SCHEMA_BYTES:
+        raise InvalidJsonSchema(
+            f"json_schema is {size} bytes; at most {MAX_SCHEMA_BYTES} bytes are accepted "
+            "(grammar compilation time grows with the schema)")
+    values, depth = _count(schema)
+    if depth > MAX_DEPTH:
+        raise InvalidJsonSchema(f"json_schema nests {depth} levels deep; at most {MAX_DEPTH}")
+    if values > MAX_ENUM_VALUES:
+        raise InvalidJsonSchema(
+            f"json_schema lists {values} enum/const values; at most {MAX_ENUM_VALUES} are accepted")
+
+
+def _count(root: Any) -> tuple[int, int]:
+    """(enum/const values, nesting depth) of a JSON value; iterative, so any depth the
+    JSON parser accepted is measured without recursion."""
+    values, deepest = 0, 0
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, dict):
+            if isinstance(node.get("enum"), list):
+                values += len(node["enum"])
+            if "const" in node:
+                values += 1
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return values, deepest
+
+
+def _check_meta(schema: dict) -> None:
+    try:
+        import jsonschema
+    except ImportError:  # pragma: no cover - jsonschema comes with vllm / fastapi
+        return
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        raise InvalidJsonSchema(f"json_schema is not a valid JSON Schema at {where}: {exc.message}") from None
+
+
+# --- $ref resolution and "has a finite instance" ---------------------------------------------
+
+
+def _resolve(root: dict, ref: str) -> Any:
+    if not isinstance(ref, str) or not ref.startswith("#"):
+        raise InvalidJsonSchema(f"json_schema $ref {ref!r}: only local references (#/...) are supported")
+    node: Any = root
+    pointer = ref[1:]
+    if pointer and not pointer.startswith("/"):
+        raise InvalidJsonSchema(f"json_schema $ref {ref!r}: not a JSON pointer")
+    for raw in pointer.split("/")[1:] if pointer else []:
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise InvalidJsonSchema(f"json_schema $ref {ref!r} points to nothing")
+    if not isinstance(node, (dict, bool)):
+        raise InvalidJsonSchema(f"json_schema $ref {ref!r} does not point to a schema")
+    return node
+
+
+def _check_refs_and_finiteness(root: dict) -> None:
+    """Every ``$ref`` resolves; and the root has a finite instance, computed as a least
+    fixpoint: a subschema is satisfiable by a finite value when its ``$ref`` target is,
+    all its required properties are, its array may be empty or its items are, all of
+    ``allOf`` and one of ``anyOf``/``oneOf`` are. ``{"$ref": "#"}``, ``a → b → a`` and a
+    required property that recurses into itself have none (vLLM then fails the request
+    with no text)."""
+    nodes: list[dict] = []
+    seen: set[int] = set()
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            if id(node) in seen:
+                return
+            seen.add(id(node))
+            nodes.append(node)
+            if "$ref" in node:
+                _resolve(root, node["$ref"])
+            for key in _SUBSCHEMA_MAPS:
+                if isinstance(node.get(key), dict):
+                    for child in node[key].values():
+                        collect(child)
+            for key in _SUBSCHEMA_LISTS:
+                if isinstance(node.get(key), list):
+                    for child in node[key]:
+                        collect(child)
+            for key in _SUBSCHEMA_ONE:
+                if key in node:
+                    collect(node[key])
+
+    collect(root)
+    finite: dict[int, bool] = {id(n): False for n in nodes}
+
+    def ok(node: Any) -> bool:
+        if isinstance(node, bool):
+            return node
+        if not isinstance(node, dict):
+            return True
+        return finite.get(id(node), True)
+
+    def evaluate(node: dict) -> bool:
+        if "$ref" in node and not ok(_resolve(root, node["$ref"])):
+            return False
+        if isinstance(node.get("allOf"), list) and not all(ok(s) for s in node["allOf"]):
+            return False
+        for key in ("anyOf", "oneOf"):
+            if isinstance(node.get(key), list) and node[key] and not any(ok(s) for s in node[key]):
+                return False
+        props = node.get("properties") if isinstance(node.get("properties"), dict) else {}
+        for name in node.get("required") or []:
+            if isinstance(name, str) and name in props and not ok(props[name]):
+                return False
+        min_items = node.get("minItems", 0)
+        if isinstance(min_items, int) and min_items > 0 and "items" in node and not ok(node["items"]):
+            return False
+        if isinstance(node.get("prefixItems"), list):
+            required_prefix = node["prefixItems"][: min_items if isinstance(min_items, int) else 0]
+            if not all(ok(s) for s in required_prefix):
+                return False
+        return True
+
+    changed = True
+    while changed:
+        changed = False
+        for node in nodes:
+            if not finite[id(node)] and evaluate(node):
+                finite[id(node)] = True
+                changed = True
+    if not finite[id(root)]:
+        raise InvalidJsonSchema(
+            "json_schema has no finite instance: its $ref references loop with no way out "
+            "(e.g. a schema that is only a reference to itself, or a required property that "
+            "recurses forever)")
+
+
+class GrammarCompileGuard:
+    """Compiles client schemas with xgrammar for the engine's tokenizer, like vLLM's
+    xgrammar backend does, within a time limit. A schema over the limit answers 422
+    (the compile thread finishes in the background; the size caps bound that work)."""
+
+    def __init__(self, tokenizer: Any, vocab_size: int | None = None, *, any_whitespace: bool = False,
+                 timeout_s: float = COMPILE_TIMEOUT_S, workers: int = 2) -> None:
+        self._tokenizer = tokenizer
+        self._vocab_size = vocab_size
+        self._any_whitespace = any_whitespace
+        self.timeout_s = timeout_s
+        self._compiler = None
+        self._disabled = False  # pre-compilation impossible here: vLLM's own check remains
+        self._lock = threading.Lock()
+        self._passed: OrderedDict[str, None] = OrderedDict()  # schemas already accepted
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="schema-compile")
+
+    def _compile(self, text: str) -> None:
+        with self._lock:
+            if self._compiler is None:
+                import xgrammar as xgr
+
+                info = xgr.TokenizerInfo.from_huggingface(self._tokenizer, vocab_size=self._vocab_size)
+                self._compiler = xgr.GrammarCompiler(info, max_threads=1, cache_limit_bytes=64 * 1024**2)
+        self._compiler.compile_json_schema(text, any_whitespace=self._any_whitespace)
+
+    async def check(self, schema: dict) -> None:
+        try:
+            text = json.dumps(schema, ensure_ascii=False, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise InvalidJsonSchema(f"json_schema is not plain JSON: {exc}") from exc
+        if text in self._passed:  # extraction sends the same few schemas again and again
+            self._passed.move_to_end(text)
+            return
+        # the size caps are for clients' schemas (checked where the request is read, see
+        # api/wire.py); extraction's own schemas can be larger and are trusted
+        check_json_schema(schema, limits=False)
+        if not self._disabled:
+            await self._compile_within_limit(schema)
+        self._passed[text] = None
+        if len(self._passed) > 512:
+            self._passed.popitem(last=False)
+
+    async def _compile_within_limit(self, schema: dict) -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, self._compile, json.dumps(schema, ensure_ascii=False))
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout=self.timeout_s)
+        except asyncio.TimeoutError:
+            raise InvalidJsonSchema(
+                f"json_schema took over {self.timeout_s:g}s to compile into a grammar; "
+                "simplify it (fewer enum values, alternatives or properties)") from None
+        except (ImportError, AttributeError, TypeError) as exc:
+            # the backend's tokenizer or xgrammar is not what we expect: leave the
+            # check to vLLM rather than refusing every schema
+            log.warning("schema pre-compilation unavailable: %s", exc)
+            self._disabled = True
+        except Exception as exc:  # xgrammar reports a bad schema as RuntimeError
+            # "[01:39:26] /project/cpp/json_schema_converter.cc:4944: Unsupported type ..."
+            message = _XGRAMMAR_PREFIX.sub("", " ".join(str(exc).split()))
+            raise InvalidJsonSchema(f"json_schema cannot be compiled into a grammar: {message}") from None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
