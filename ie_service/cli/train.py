@@ -1,10 +1,38 @@
-"""``ie-service train``: the adapter's training commands (registered here; see
-``ie_service.training``)."""
+"""``ie-service train``: render the adapter's training data, fit a LoRA adapter.
+
+The two steps are separate so that ``fit`` can run where only torch, transformers and
+peft are installed (a lent GPU machine: ``python -m ie_service.training.fit``)."""
 
 from __future__ import annotations
 
 import argparse
 
 
+def _data(args: argparse.Namespace) -> int:
+    from ..training import data
+
+    return data.run(args)
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from ..training import fit
+
+    return fit.run(args)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Adds the ``train`` command; nothing yet (the training package fills it in)."""
+    from ..training import data, fit
+
+    train = sub.add_parser("train", help="train the IE LoRA adapter (data, fit)",
+                           description="Train a LoRA adapter that teaches a model the service's own "
+                                       "NER / RE / EE prompts. `train data` renders examples with the "
+                                       "serving code path; `train fit` trains on them.")
+    ops = train.add_subparsers(dest="op", required=True, metavar="OP")
+    d = ops.add_parser("data", help="render (prompt, answer) examples from the training sets",
+                       description=data.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data.add_arguments(d)
+    d.set_defaults(func=_data)
+    f = ops.add_parser("fit", help="fit a LoRA adapter on rendered examples (CPU or CUDA)",
+                       description=fit.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    fit.add_arguments(f)
+    f.set_defaults(func=_fit)

@@ -1,0 +1,256 @@
+"""The permissive training sets, read into gold documents, with their train / dev splits.
+
+Each :class:`Source` names its task, language, license and files under a data folder (the
+layout of ``shared/data/train``; pass it with ``--data-dir``). Every set keeps a dev split
+out of training: the set's own dev file where it has one that we evaluate on (UNER Chinese,
+PHEE), four FewRel relations held out entirely (zero-shot relation types), and a
+deterministic 10% of everything else (by a hash of the sentence, so it never moves). A
+sentence that is also in a named test set is never trained on (74 of FewFC train are).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..evaluation.datasets import GoldDoc, GoldEvent, load_bio, load_crossner, load_fewfc
+from ..extraction.grounding import locate
+
+DEV_SHARE = 0.10
+# FewRel relation ids never trained on: scored as zero-shot relation types.
+FEWREL_HELD_OUT = ("P26", "P641", "P206", "P410")  # spouse, sport, located next to water, military rank
+PHEE_ROLES = ("Subject", "Treatment", "Effect", "Drug")  # Drug is nested under Treatment
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    task: str  # ner | re | ee
+    language: str  # en | zh
+    license: str
+    files: tuple[str, ...]  # relative to the data folder
+    read: Callable[[Path, "Source"], tuple[list[GoldDoc], list[GoldDoc]]]  # → (train, dev)
+    descriptions: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+def is_dev(text: str) -> bool:
+    """Deterministic 10% split by the sentence's own hash."""
+    return int(hashlib.md5(text.encode("utf-8")).hexdigest()[:8], 16) % 1000 < DEV_SHARE * 1000
+
+
+def _hash_split(docs: list[GoldDoc]) -> tuple[list[GoldDoc], list[GoldDoc]]:
+    return [d for d in docs if not is_dev(d.text)], [d for d in docs if is_dev(d.text)]
+
+
+def _named(docs: list[GoldDoc], prefix: str) -> list[GoldDoc]:
+    return [d.model_copy(update={"id": f"{prefix}-{i}"}) for i, d in enumerate(docs)]
+
+
+def _spelled(span: str, text: str) -> str:
+    """The text's own spelling of a span joined from tokens (``al - Qaeda`` → ``al-Qaeda``)."""
+    where = locate(span, text)
+    return text[where[0]:where[1]] if where else span
+
+
+def read_uner(path: Path, join: str) -> list[GoldDoc]:
+    """UNER ``.iob2``: ``# text = ...`` then ``id<TAB>token<TAB>tag<TAB>-<TAB>-``; the
+    raw sentence is the text and entities are the tagged tokens joined with ``join``."""
+    docs, tokens, tags, text = [], [], [], ""
+
+    def flush() -> None:
+        if tokens:
+            entities, cur, ctype = [], [], None
+            for tok, tag in zip(tokens + [""], tags + ["O"]):
+                inside = tag.startswith("I-") and ctype == tag[2:]
+                if cur and not inside:
+                    entities.append((join.join(cur), ctype))
+                    cur, ctype = [], None
+                if tag.startswith("B-") or (tag.startswith("I-") and not inside):
+                    cur, ctype = [tok], tag[2:]
+                elif inside:
+                    cur.append(tok)
+            text_ = text or join.join(tokens)
+            docs.append(GoldDoc(id=str(len(docs)), text=text_, entities=[(_spelled(t, text_), ty) for t, ty in entities]))
+        tokens.clear()
+        tags.clear()
+
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# text = "):
+            text = line[len("# text = "):].strip()
+        elif line.startswith("#"):
+            continue
+        elif not line.strip():
+            flush()
+            text = ""
+        else:
+            parts = line.split("\t")
+            tokens.append(parts[1])
+            tags.append(parts[2] if len(parts) > 2 else "O")
+    flush()
+    return docs
+
+
+def _read_wnut(root: Path, src: Source) -> tuple[list[GoldDoc], list[GoldDoc]]:
+    docs = [d for f in src.files for d in load_bio(root / f)]
+    return _hash_split(_named(docs, src.name))
+
+
+def _read_uner_en(root: Path, src: Source) -> tuple[list[GoldDoc], list[GoldDoc]]:
+    docs = [d for f in src.files for d in read_uner(root / f, " ")]
+    return _hash_split(_named(docs, src.name))
+
+
+def _read_uner_zh(root: Path, src: Source) -> tuple[list[GoldDoc], list[GoldDoc]]:
+    train, dev = (read_uner(root / f, "") for f in src.files)
+    return _named(train, src.name), _named(dev, f"{src.name}-dev")
+
+
+def _read_crossner(root: Path, src: Source) -> tuple[list[GoldDoc], list[GoldDoc]]:
+    docs = [d for f in src.files for d in load_crossner(root / f)]
+    return _hash_split(_named(docs, src.name))
+
+
+def _read_fewfc(root: Path, src: Source) -> tuple[list[GoldDoc], list[GoldDoc]]:
+    return _hash_split(_named(load_fewfc(root / src.files[0]), src.name))
+
+
+def _phee_mentions(role: dict, context: str) -> list[str]:
+    """Each mention's fragments joined by a space, kept only if that string is in the text."""
+    out = []
+    for frags in role.get("text", []):
+        value = " ".join(frags).strip()
+        if value and value in context and value not in out:
+            out.append(value)
+    return out
+
+
+def read_phee(path: Path) -> list[GoldDoc]:
+    """PHEE JSONL → events with a trigger and the roles of :data:`PHEE_ROLES`."""
+    docs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        context, events = row["context"], []
+        for ann in row.get("annotations", []):
+            for ev in ann.get("events", []):
+                trig = _phee_mentions(ev.get("Trigger", {}), context)
+                args = []
+                for role in PHEE_ROLES:
+                    holder = (ev.get("Treatment") or {}).get(role) if role == "Drug" else ev.get(role)
+                    for value in _phee_mentions(holder or {}, context):
+                        args.append((role, value))
+                events.append(GoldEvent(type=ev["event_type"], trigger=trig[0] if trig else None,
+                                        arguments=args))
+        docs.append(GoldDoc(id=str(row.get("id", len(docs))), text=context, events=events))
+    return docs
+
+
+def _read_phee(root: Path, src: Source) -> tuple[list[GoldDoc], list[GoldDoc]]:
+    train, dev = (read_phee(root / f) for f in src.files)
+    return _named(train, src.name), _named(dev, f"{src.name}-dev")
+
+
+def read_fewrel(path: Path, names: dict[str, list[str]]) -> dict[str, list[GoldDoc]]:
+    """FewRel JSON → relation id → one-triple documents (head/tail from token indices)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    out: dict[str, list[GoldDoc]] = {}
+    for pid, rows in data.items():
+        rel = names[pid][0]
+        docs = out.setdefault(pid, [])
+        for row in rows:
+            toks = row["tokens"]
+            head = " ".join(toks[i] for i in row["h"][2][0])
+            tail = " ".join(toks[i] for i in row["t"][2][0])
+            docs.append(GoldDoc(id=f"fewrel-{pid}-{len(docs)}", text=" ".join(toks),
+                                relations=[(head, rel, tail)]))
+    return out
+
+
+def fewrel_names(root: Path) -> dict[str, list[str]]:
+    return json.loads((root / "fewrel/pid2name.json").read_text(encoding="utf-8"))
+
+
+def fewrel_splits(root: Path) -> dict[str, list[GoldDoc]]:
+    """``train``, ``dev`` (10% of the 12 trained relations) and ``zeroshot`` (the 4 held out)."""
+    by_rel = read_fewrel(root / "fewrel/val_wiki.json", fewrel_names(root))
+    out: dict[str, list[GoldDoc]] = {"train": [], "dev": [], "zeroshot": []}
+    for pid, docs in by_rel.items():
+        if pid in FEWREL_HELD_OUT:
+            out["zeroshot"] += docs
+        else:
+            out["dev"] += [d for d in docs if is_dev(d.text)]
+            out["train"] += [d for d in docs if not is_dev(d.text)]
+    return out
+
+
+def _read_fewrel(root: Path, src: Source) -> tuple[list[GoldDoc], list[GoldDoc]]:
+    splits = fewrel_splits(root)
+    return splits["train"], splits["dev"]
+
+
+SOURCES: tuple[Source, ...] = (
+    Source("wnut17", "ner", "en", "CC BY 4.0",
+           ("wnut17/wnut17train.conll", "wnut17/emerging.dev.conll"), _read_wnut),
+    Source("uner-en", "ner", "en", "CC BY-SA 4.0",
+           ("uner/en_ewt-ud-dev.iob2", "uner/en_ewt-ud-test.iob2"), _read_uner_en),
+    Source("uner-zh", "ner", "zh", "CC BY-SA 4.0",
+           ("uner/zh_gsdsimp-ud-train.iob2", "uner/zh_gsdsimp-ud-dev.iob2"), _read_uner_zh),
+    Source("crossner", "ner", "en", "MIT",
+           ("crossner/ai-train.json", "crossner/music-train.json"), _read_crossner),
+    Source("fewrel", "re", "en", "MIT", ("fewrel/val_wiki.json", "fewrel/pid2name.json"), _read_fewrel),
+    Source("phee", "ee", "en", "MIT", ("phee/train.json", "phee/dev.json"), _read_phee),
+    Source("fewfc", "ee", "zh", "CC BY-SA 4.0", ("fewfc/train_base.json",), _read_fewfc),
+)
+
+
+def relation_descriptions(root: Path) -> dict[str, str]:
+    """FewRel relation name → the first clause of its Wikidata description."""
+    return {name: desc.split(";")[0].split(". ")[0].strip()
+            for name, desc in fewrel_names(root).values()}
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_texts() -> set[str]:
+    """Sentences of the named test sets (``evaluation.datasets.NAMED``), whitespace-normalised;
+    empty when the test data is not there."""
+    from ..evaluation import datasets
+
+    out: set[str] = set()
+    for name in datasets.NAMED:
+        try:
+            out |= {_norm(d.text) for d in datasets.load(name)}
+        except FileNotFoundError:
+            continue
+    return out
+
+
+def without_test_sentences(docs: list[GoldDoc], tests: set[str]) -> tuple[list[GoldDoc], int]:
+    """``docs`` minus any sentence that is also in a test set (FewFC train and test share 74)."""
+    kept = [d for d in docs if _norm(d.text) not in tests]
+    return kept, len(docs) - len(kept)
+
+
+def training_splits(root: Path, sources: list[Source]) -> dict[str, tuple[list[GoldDoc], list[GoldDoc], int]]:
+    """Source name → (train docs without test-set sentences, dev docs, sentences left out)."""
+    tests = test_texts()
+    out = {}
+    for s in sources:
+        train, dev = s.read(root, s)
+        train, dropped = without_test_sentences(train, tests)
+        out[s.name] = (train, dev, dropped)
+    return out
+
+
+def by_name(names: list[str] | None = None) -> list[Source]:
+    known = {s.name: s for s in SOURCES}
+    unknown = sorted(set(names or []) - set(known))
+    if unknown:
+        raise ValueError(f"unknown training source(s) {unknown}; known: {sorted(known)}")
+    return [known[n] for n in names] if names else list(SOURCES)
