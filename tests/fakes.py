@@ -42,3 +42,18 @@ class ScriptedEngine:
 
     def shutdown(self) -> None:
         pass
+
+
+def slowed(engine: ScriptedEngine, delay: float) -> ScriptedEngine:
+    """The engine with every generation taking ``delay`` seconds longer (for limit tests)."""
+    if delay:
+        import asyncio
+
+        original = engine.generate
+
+        async def slow(prompt, options, schema=None):
+            await asyncio.sleep(delay)
+            return await original(prompt, options, schema)
+
+        engine.generate = slow
+    return engine

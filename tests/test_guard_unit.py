@@ -1,6 +1,5 @@
 """Access control, limits, admission (429), timeouts (504), metrics — scripted engine."""
 
-import asyncio
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -8,22 +7,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from fastapi.testclient import TestClient
 
-from fakes import ScriptedEngine
+from fakes import ScriptedEngine, slowed
 from ie_service.api.app import create_app
 from ie_service.api.settings import ServiceSettings
 from ie_service.engine.generation import Generation
 
 
 def client_for(settings: ServiceSettings, delay: float = 0.0):
-    engine = ScriptedEngine(lambda p, s: '{"person": ["Obama"]}')
-    if delay:
-        original = engine.generate
-
-        async def slow(prompt, options, schema=None):
-            await asyncio.sleep(delay)
-            return await original(prompt, options, schema)
-
-        engine.generate = slow
+    engine = slowed(ScriptedEngine(lambda p, s: '{"person": ["Obama"]}'), delay)
     return TestClient(create_app(lambda: engine, settings=settings)), engine
 
 

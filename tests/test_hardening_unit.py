@@ -20,7 +20,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from fakes import ScriptedEngine
+from fakes import ScriptedEngine, slowed
 from ie_service.api.app import create_app
 from ie_service.api.settings import ServiceSettings
 
@@ -28,15 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def client_for(settings: ServiceSettings | None = None, delay: float = 0.0, engine=None):
-    engine = engine or ScriptedEngine(lambda p, s: "{}")
-    if delay:
-        original = engine.generate
-
-        async def slow(prompt, options, schema=None):
-            await asyncio.sleep(delay)
-            return await original(prompt, options, schema)
-
-        engine.generate = slow
+    engine = slowed(engine or ScriptedEngine(lambda p, s: "{}"), delay)
     return TestClient(create_app(lambda: engine, settings=settings)), engine
 
 
