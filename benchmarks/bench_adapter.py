@@ -25,7 +25,7 @@ import psutil
 
 from ie_service.evaluation import datasets
 from ie_service.local_server import local_server
-from ie_service.training.fit import cpu_flags
+from ie_service.engine.host import read_host
 
 
 def fit_run(examples: str, dtype: str, steps: int, batch: int) -> dict:
@@ -81,7 +81,7 @@ def main() -> int:
     p.add_argument("--skip", choices=["fit", "extract"], default=None)
     p.add_argument("--out", default="benchmarks/results/adapter.json")
     args = p.parse_args()
-    result: dict = {"cpu_flags": cpu_flags(), "cpus": psutil.cpu_count()}
+    result: dict = {"host": read_host().describe(), "cpus": psutil.cpu_count()}
     if args.skip != "fit":
         result["fit"] = [fit_run(args.examples, d, args.steps, args.batch_size) for d in ("float32", "bfloat16")]
         print(json.dumps(result["fit"]))

@@ -1,11 +1,16 @@
 """Engine-layer helpers that need no running engine."""
 
-from ie_service.engine.vllm_engine import cpu_has_native_bf16, cpu_thread_binding, default_memory_utilization
+from ie_service.engine.host import HostShape
+from ie_service.engine.vllm_engine import cpu_thread_binding, default_memory_utilization
+
+
+def flags(text: str) -> HostShape:
+    return HostShape(host_total=1, host_available=1, cpu_flags=frozenset(text.split()))
 
 
 def test_cpu_bf16_detection():
-    assert cpu_has_native_bf16("flags : fpu avx2 avx512f avx512_bf16 amx_tile") is True
-    assert cpu_has_native_bf16("flags : fpu sse avx2 fma") is False
+    assert flags("fpu avx2 avx512f avx512_bf16 amx_tile").native_bf16 is True
+    assert flags("fpu sse avx2 fma").native_bf16 is False
 
 
 def test_thread_binding_round_robin():

@@ -11,7 +11,6 @@ Model names: ``None`` or ``embedded`` is the merged default; ``embedded:base`` t
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -102,11 +101,9 @@ def ensure_base_model(root: Path | None = None) -> Path:
 
 def adapter_version(adapter: Path = ADAPTER_DIR) -> str:
     """The first 12 hex digits of the adapter weights' md5: the merged folder's cache key."""
-    h = hashlib.md5()
-    with (adapter / ADAPTER_WEIGHTS).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:12]
+    from ..weights.md5 import file_md5
+
+    return file_md5(adapter / ADAPTER_WEIGHTS)[:12]
 
 
 def ensure_embedded_model(root: Path | None = None, adapter: Path = ADAPTER_DIR) -> Path:

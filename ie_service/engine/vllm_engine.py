@@ -67,25 +67,10 @@ def default_memory_utilization(on_cpu: bool) -> float:
     return round(min(0.3, CPU_RESERVE_BYTES / total), 3)
 
 
-def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
-    """AVX512-BF16 or AMX: without them bf16 matmuls are emulated (5x slower than float32
-    for the embedded model on an AVX2 machine, measured)."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8") as f:
-                cpuinfo = f.read()
-        except OSError:
-            return False
-    flags = set(cpuinfo.split())
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
 def resolve_dtype(dtype: str, on_cpu: bool, host: HostShape | None = None) -> str:
     """``auto`` on a CPU without native bf16 means float32; otherwise vLLM decides."""
-    if dtype == "auto" and on_cpu:
-        native = host.native_bf16 if host is not None else cpu_has_native_bf16()
-        if not native:
-            return "float32"
+    if dtype == "auto" and on_cpu and not (host or read_host()).native_bf16:
+        return "float32"
     return dtype
 
 

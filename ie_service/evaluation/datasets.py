@@ -68,18 +68,24 @@ def load_bio(path: Path) -> list[GoldDoc]:
     return docs
 
 
-def _bio_doc(doc_id: str, tokens: list[str], tags: list[str]) -> GoldDoc:
+def bio_entities(tokens: list[str], tags: list[str], join: str = " ") -> list[tuple[str, str]]:
+    """(text, type) of every BIO span, its tokens joined with ``join`` (an I- that does not
+    continue a span of its type starts one)."""
     entities, current, ctype = [], [], None
     for token, tag in zip(tokens + [""], tags + ["O"]):
         inside = tag.startswith("I-") and ctype == tag[2:]
         if current and not inside:
-            entities.append((" ".join(current), ctype))
+            entities.append((join.join(current), ctype))
             current, ctype = [], None
         if tag.startswith("B-") or (tag.startswith("I-") and not inside):
             current, ctype = [token], tag[2:]
         elif inside:
             current.append(token)
-    return GoldDoc(id=doc_id, text=" ".join(tokens), entities=entities)
+    return entities
+
+
+def _bio_doc(doc_id: str, tokens: list[str], tags: list[str]) -> GoldDoc:
+    return GoldDoc(id=doc_id, text=" ".join(tokens), entities=bio_entities(tokens, tags))
 
 
 def load_crossner(path: Path) -> list[GoldDoc]:

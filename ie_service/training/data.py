@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from .fit import file_md5
+from ..weights.md5 import file_md5
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,23 +43,23 @@ def renderer(model: str | None, prompt_format: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    import random
+
     from .examples import ExampleBuilder, Inventory, build_examples, dev_sets, write_gold_jsonl
-    from .sources import by_name
+    from .sources import by_name, training_splits
 
     root = Path(args.data_dir)
     sources = by_name(args.sources.split(",") if args.sources else None)
     render = renderer(args.model, args.prompt_format)
     per_source = {k: int(v) for k, _, v in (p.partition("=") for p in args.source_variants.split(",") if p)}
+    splits = training_splits(root, sources)
     train, counts = build_examples(root, sources, render, seed=args.seed, variants=args.variants,
-                                   source_variants=per_source)
-    devs = dev_sets(root, sources)
+                                   source_variants=per_source, splits=splits)
     dev_rows = []
-    import random
-
     rng = random.Random(args.seed + 1)
     builder = ExampleBuilder(render)
     for s in sources:
-        docs = s.read(root, s)[1]
+        docs = splits[s.name][1]
         inv = Inventory.of(s.task, docs)
         dev_rows += [{**r, "split": "dev"} for r in builder.for_source(s, docs, inv, inv.names, rng, 1, {})]
     out = Path(args.out)
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if args.eval_dir:
         folder = Path(args.eval_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        for name, docs in devs.items():
+        for name, docs in dev_sets(root, splits).items():
             write_gold_jsonl(docs, folder / f"{name}.jsonl")
     print(json.dumps({"train_examples": len(train), "dev_examples": len(dev_rows), "out": str(out)}))
     return 0

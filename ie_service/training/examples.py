@@ -130,12 +130,13 @@ class ExampleBuilder:
 
 def build_examples(data_dir: Path, sources: list[Source], render: Callable[[str, str], str],
                    seed: int = 0, variants: int = 2, source_variants: dict[str, int] | None = None,
-                   ) -> tuple[list[dict], dict[str, Any]]:
+                   splits: dict[str, tuple] | None = None) -> tuple[list[dict], dict[str, Any]]:
     """Every training example of ``sources`` (dev splits and test-set sentences left out)
-    and counts for the manifest. ``source_variants`` overrides ``variants`` per source."""
+    and counts for the manifest. ``source_variants`` overrides ``variants`` per source;
+    ``splits`` are :func:`training_splits` when the caller has read them already."""
     rng = random.Random(seed)
     builder = ExampleBuilder(render)
-    splits = training_splits(data_dir, sources)
+    splits = splits or training_splits(data_dir, sources)
     inventories = {s.name: Inventory.of(s.task, splits[s.name][0]) for s in sources}
     examples: list[dict] = []
     counts: dict[str, Any] = {}
@@ -155,19 +156,18 @@ def build_examples(data_dir: Path, sources: list[Source], render: Callable[[str,
     return examples, counts
 
 
-def dev_sets(data_dir: Path, sources: list[Source]) -> dict[str, list[GoldDoc]]:
-    """Held-out gold sets, by name, for ``ie-service eval --dataset FILE``."""
+def dev_sets(data_dir: Path, splits: dict[str, tuple]) -> dict[str, list[GoldDoc]]:
+    """Held-out gold sets of :func:`training_splits`, by name, for ``ie-service eval --dataset FILE``."""
     from .sources import fewrel_splits
 
     out = {}
-    for s in sources:
-        if s.name == "fewrel":  # grouped by relation in the file: shuffled, so any first N mixes them
-            splits = fewrel_splits(data_dir)
-            for name in ("dev", "zeroshot"):
-                random.Random(0).shuffle(splits[name])
-                out[f"fewrel-{name}"] = splits[name]
+    for name, (_, dev, _) in splits.items():
+        if name == "fewrel":  # grouped by relation in the file: shuffled, so any first N mixes them
+            for key, docs in (("dev", list(dev)), ("zeroshot", fewrel_splits(data_dir)["zeroshot"])):
+                random.Random(0).shuffle(docs)
+                out[f"fewrel-{key}"] = docs
         else:
-            out[f"{s.name}-dev"] = s.read(data_dir, s)[1]
+            out[f"{name}-dev"] = dev
     return out
 
 

@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..weights.md5 import file_md5
+
 IGNORE = -100
 REPLAN_EVERY = 50  # steps between fits of the schedule to --max-minutes
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -60,20 +62,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 # --- machine -------------------------------------------------------------------------
 
-def cpu_flags() -> list[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return sorted(set(flags) & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma"})
-
-
 def machine(device: str) -> dict[str, Any]:
     import torch
 
+    from ..engine.host import INTERESTING_FLAGS, read_host
+
+    flags = read_host().cpu_flags
     out: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
-                           "cpus": os.cpu_count(), "cpu_flags": cpu_flags(), "device": device}
+                           "cpus": os.cpu_count(), "cpu_flags": [f for f in INTERESTING_FLAGS if f in flags],
+                           "device": device}
     if device == "cuda":
         out["gpu"] = torch.cuda.get_device_name(0)
     return out
@@ -84,7 +81,9 @@ def pick_dtype(name: str, device: str) -> str:
         return name
     if device == "cuda":
         return "bfloat16"
-    return "bfloat16" if {"avx512_bf16", "amx_bf16"} & set(cpu_flags()) else "float32"
+    from ..engine.host import read_host
+
+    return "bfloat16" if read_host().native_bf16 else "float32"
 
 
 def project_commit() -> str:
@@ -103,10 +102,10 @@ def read_examples(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def file_md5(path: Path, content: bool = False) -> str:
-    """md5 of a file's bytes, or with ``content`` of a gzip file's uncompressed bytes."""
+def content_md5(path: Path) -> str:
+    """md5 of a gzip file's uncompressed bytes (its header holds a time stamp)."""
     h = hashlib.md5()
-    with (gzip.open(path, "rb") if content and path.suffix == ".gz" else path.open("rb")) as f:
+    with gzip.open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -277,7 +276,10 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(ckpt)
         tmp.rename(ckpt)
 
-    snap_at = {max(1, round(planned * k / args.snapshots)) for k in range(1, args.snapshots)} if args.snapshots > 1 else set()
+    def snapshot_steps() -> set[int]:
+        return {max(1, round(state["planned"] * k / args.snapshots)) for k in range(1, args.snapshots)}
+
+    snap_at = snapshot_steps()
     if not state["dev"]:
         state["dev"].append({"step": 0, "minutes": 0.0, "tokens": 0, "dev_loss": dev_loss()})
     model.train()
@@ -303,18 +305,16 @@ def run(args: argparse.Namespace) -> int:
             state["tokens"] += int(mask.sum())
             state["answer_tokens"] += int((labels != IGNORE).sum())
             state["seconds"] = time.time() - t0
-            if state["step"] % REPLAN_EVERY == 0:
-                state["mark"] = [state["step"], state["seconds"]]
             if state["step"] % REPLAN_EVERY == 0 and args.max_minutes and not args.max_steps:
                 # fit the schedule to the budget with the step time of the last window (the
                 # first steps are slow while kernels warm up: a whole-run mean under-plans)
-                step0, sec0 = state.get("prev_mark") or [0, 0.0]
+                step0, sec0 = state.get("last_plan") or [0, 0.0]
                 per_step = (state["seconds"] - sec0) / (state["step"] - step0)
-                state["prev_mark"] = state["mark"]
+                state["last_plan"] = [state["step"], state["seconds"]]
                 fits = state["step"] + int((args.max_minutes * 60 - state["seconds"]) / per_step)
                 state["planned"] = max(state["step"] + 1, min(math.ceil(steps_per_epoch * args.epochs), fits))
                 bar.total = state["planned"]
-                snap_at = {round(state["planned"] * k / args.snapshots) for k in range(1, args.snapshots)}
+                snap_at = snapshot_steps()
             if state["step"] % 10 == 0:
                 state["log"].append({"step": state["step"], "loss": round(loss.item(), 4),
                                      "lr": g["lr"], "tokens": state["tokens"]})
@@ -344,7 +344,8 @@ def run(args: argparse.Namespace) -> int:
     manifest = {
         "base_model": model_name if args.model else "embedded:smollm2-135m-instruct (base)",
         "examples": {"file": examples_path.name, "md5": file_md5(examples_path),
-                     "content_md5": file_md5(examples_path, content=True),
+                     "content_md5": content_md5(examples_path) if examples_path.suffix == ".gz"
+                     else file_md5(examples_path),
                      "train_rows_after_mix": len(train_rows), "by_task_language": counts,
                      "left_out_over_max_len": len(train_rows) - len(train),
                      "data": json.loads(meta_path.read_text()) if meta_path.is_file() else None},

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..evaluation.datasets import GoldDoc, GoldEvent, load_bio, load_crossner, load_fewfc
+from ..evaluation.datasets import GoldDoc, GoldEvent, bio_entities, load_bio, load_crossner, load_fewfc
 from ..extraction.grounding import locate
 
 DEV_SHARE = 0.10
@@ -62,18 +62,9 @@ def read_uner(path: Path, join: str) -> list[GoldDoc]:
 
     def flush() -> None:
         if tokens:
-            entities, cur, ctype = [], [], None
-            for tok, tag in zip(tokens + [""], tags + ["O"]):
-                inside = tag.startswith("I-") and ctype == tag[2:]
-                if cur and not inside:
-                    entities.append((join.join(cur), ctype))
-                    cur, ctype = [], None
-                if tag.startswith("B-") or (tag.startswith("I-") and not inside):
-                    cur, ctype = [tok], tag[2:]
-                elif inside:
-                    cur.append(tok)
             text_ = text or join.join(tokens)
-            docs.append(GoldDoc(id=str(len(docs)), text=text_, entities=[(_spelled(t, text_), ty) for t, ty in entities]))
+            entities = [(_spelled(t, text_), ty) for t, ty in bio_entities(tokens, tags, join)]
+            docs.append(GoldDoc(id=str(len(docs)), text=text_, entities=entities))
         tokens.clear()
         tags.clear()
 
