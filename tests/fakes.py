@@ -14,6 +14,7 @@ class ScriptedEngine:
 
     model_name = "scripted"
     max_model_len = 512
+    replicas = 1
 
     def __init__(self, reply: Callable[[str, dict | None], str] = lambda p, s: "ok") -> None:
         self.reply = reply
@@ -35,6 +36,9 @@ class ScriptedEngine:
         self.calls.append((prompt, options, json_schema))
         text = self.reply(prompt, json_schema)
         return Generation(text, n, len(text.split()), "stop")
+
+    def replica_requests(self) -> dict[int, int]:
+        return {}
 
     async def check_health(self) -> None:
         if not self.healthy:

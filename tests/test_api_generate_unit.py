@@ -86,3 +86,14 @@ def test_dead_engine_is_503_not_500(client, engine):
     engine.generate = dead
     r = client.post("/generate", json={"instruction": "x"})
     assert r.status_code == 503 and "engine failed" in r.json()["error"]
+
+
+def test_models_and_metrics_report_the_engine_replicas():
+    engine = ScriptedEngine()
+    engine.replicas = 2
+    engine.replica_requests = lambda: {0: 3, 1: 5}
+    with TestClient(create_app(lambda: engine)) as c:
+        assert c.get("/v1/models").json()["data"][0]["replicas"] == 2
+        text = c.get("/metrics").text
+    assert 'ie_replica_finished_requests{replica="0"} 3.0' in text
+    assert 'ie_replica_finished_requests{replica="1"} 5.0' in text

@@ -1,7 +1,7 @@
 """Engine-layer helpers that need no running engine."""
 
 from ie_service.engine.host import HostShape
-from ie_service.engine.vllm_engine import cpu_thread_binding, default_memory_utilization
+from ie_service.engine.vllm_engine import default_memory_utilization
 
 
 def flags(text: str) -> HostShape:
@@ -11,11 +11,6 @@ def flags(text: str) -> HostShape:
 def test_cpu_bf16_detection():
     assert flags("fpu avx2 avx512f avx512_bf16 amx_tile").native_bf16 is True
     assert flags("fpu sse avx2 fma").native_bf16 is False
-
-
-def test_thread_binding_round_robin():
-    assert cpu_thread_binding(3, 2) == "0|1|0"
-    assert cpu_thread_binding(2, 16) == "0|1"
 
 
 def test_memory_default():

@@ -237,14 +237,22 @@ def test_avx2_only_runs_float32_and_counts_double_memory(tmp_path, smol):
 # --- few cores, tensor parallelism -------------------------------------------------------------
 
 
-def test_tp_binds_workers_round_robin_over_allowed_cpus(tmp_path, smol):
-    shape = fake_host(tmp_path, nodes=((16, 14, "0-3"), (16, 14, "4-5")), cpus="4-5").read()
-    config = EngineConfig(tensor_parallel_size=3)
-    assert cpu_environment(config, shape, environ={}) == {"VLLM_CPU_OMP_THREADS_BIND": "4|5|4"}
+def test_tp_gives_each_worker_its_own_cpus(tmp_path, smol):
+    shape = fake_host(tmp_path, nodes=((16, 14, "0-3"), (16, 14, "4-6")), cpus="4-6").read()
+    config = EngineConfig(tensor_parallel_size=3)  # 9 heads: TP 3 divides them
+    engine_kwargs(config, smol, on_cpu=True, host=shape, environ={})
+    assert cpu_environment(config, shape, environ={}) == {"VLLM_CPU_OMP_THREADS_BIND": "4|5|6"}
     assert cpu_environment(config, shape, environ={"VLLM_CPU_OMP_THREADS_BIND": "0|1|2"}) == {}
-    # three workers allocate on node 1 (each a third of the weights plus its own cache)
-    kv = engine_kwargs(config, smol, on_cpu=True, host=shape, environ={})["kv_cache_memory_bytes"]
-    assert 3 * kv + 260 * MiB + RUNTIME_RESERVE_BYTES <= shape.nodes[1].available
+
+
+def test_more_workers_than_allowed_cpus_is_refused_before_start(tmp_path, smol):
+    shape = fake_host(tmp_path, nodes=((16, 14, "0-3"), (16, 14, "4-5")), cpus="4-5").read()
+    with pytest.raises(UserInputError, match=r"3 engine workers .*--tensor-parallel-size 3.* may use 2 \(cpus 4-5\)"):
+        engine_kwargs(EngineConfig(tensor_parallel_size=3), smol, on_cpu=True, host=shape, environ={})
+    # two replicas on the two allowed CPUs: both allocate on node 1, each the whole model
+    kv = engine_kwargs(EngineConfig(data_parallel_size=2), smol, on_cpu=True, host=shape,
+                       environ={})["kv_cache_memory_bytes"]
+    assert 2 * kv + 2 * 260 * MiB + RUNTIME_RESERVE_BYTES <= shape.nodes[1].available
 
 
 # --- other ways in: GPU, explicit fraction, vLLM's environment variable --------------------------

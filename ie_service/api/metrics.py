@@ -29,6 +29,13 @@ class Metrics:
         self.extraction = Counter("ie_extraction_events", "extraction outcomes needing attention",
                                   ["task", "kind"], registry=r)
         self.output_tokens = Counter("ie_output_tokens", "tokens generated", ["task"], registry=r)
+        self.replica_requests = Gauge("ie_replica_finished_requests",
+                                      "requests finished by each data-parallel engine replica",
+                                      ["replica"], registry=r)
+
+    def observe_replicas(self, finished: dict[int, int]) -> None:
+        for replica, count in finished.items():
+            self.replica_requests.labels(replica=str(replica)).set(count)
 
     def path_label(self, path: str) -> str:
         return path if path in self.known_paths else "other"

@@ -54,6 +54,8 @@ class ModelCard(BaseModel):
     object: str = "model"
     owned_by: str = "ie-service"
     max_model_len: int
+    replicas: int = Field(1, description="engine replicas (data parallel): a client keeps about "
+                                         "this many times more requests in flight")
 
 
 class ModelList(BaseModel):

@@ -35,7 +35,7 @@ HELP = {
     "seed": "the engine's random seed",
     "prompt_format": "alpaca (KnowLM/ZhiXi) | ziya | raw | chat | auto | path/to/format.json",
 }
-ALIASES = {"tensor_parallel_size": ["-tp"]}
+ALIASES = {"tensor_parallel_size": ["-tp"], "data_parallel_size": ["-dp"]}
 
 
 def _flag(name: str) -> str:

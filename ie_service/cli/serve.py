@@ -12,10 +12,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from ..api.app import create_app
     from ..api.settings import ServiceSettings
-    from ..engine.vllm_engine import Engine, preflight
+    from ..engine.vllm_engine import Engine, preflight, run_follower
 
     config = engine_config_from(args)
-    preflight(config)  # issue 12: memory sizing checked before serving (one-line error naming --kv-cache-gib, exit 2)
+    # memory sizing and the parallel layout are checked before anything starts (one-line
+    # error naming the flag, exit 2)
+    preflight(config, headless=args.headless)
+    if args.headless:
+        return run_follower(config)
     settings = ServiceSettings(
         api_keys=(args.api_key or []) + ServiceSettings.keys_from_env(),
         max_request_bytes=args.max_request_bytes,
@@ -43,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 in containers)")
     serve.add_argument("--port", type=int, default=8090)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--headless", action="store_true",
+                       help="follower node of a multi-node engine (--nnodes N --node-rank R ≥ 1 "
+                            "--master-addr LEADER): run only this node's engine workers, no HTTP")
     limits = serve.add_argument_group("limits and access")
     limits.add_argument("--api-key", action="append", default=None,
                         help="require this key on every route (repeatable; also $IE_SERVICE_API_KEYS, "

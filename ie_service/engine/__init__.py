@@ -9,7 +9,8 @@ only the standard library until it converts a model (torch, transformers), which
 Modules: ``config`` (EngineConfig), ``generation`` (the TextEngine contract, Generation,
 errors), ``sampling`` (SamplingOptions), ``prompt_formats`` (prompt format per model family),
 ``json_schema_guard`` (schema checks and grammar-compile bounds), ``host`` (NUMA / cgroup
-shape and KV cache sizing), ``embedded`` (the embedded default model), ``vllm_engine``.
+shape and KV cache sizing), ``parallel`` (data / multi-node parallel layouts, CPU binding),
+``embedded`` (the embedded default model), ``vllm_engine``.
 """
 
 from __future__ import annotations

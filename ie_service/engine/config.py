@@ -15,6 +15,19 @@ class EngineConfig(BaseModel):
     served_model_name: str | None = None
     dtype: str = "auto"
     tensor_parallel_size: int = Field(1, ge=1)
+    data_parallel_size: int = Field(
+        1, ge=1, description="engine replicas inside this service (vLLM data parallel); vLLM "
+                             "spreads requests over them. Each replica holds the whole model "
+                             "(sharded by --tensor-parallel-size)")
+    nnodes: int = Field(1, ge=1, description="nodes one tensor-parallel engine spans (vLLM's "
+                                             "multiprocessing backend); node rank 0 serves HTTP, "
+                                             "the others run with --headless")
+    node_rank: int = Field(0, ge=0, description="this node's rank, 0..nnodes-1")
+    master_addr: str = Field("127.0.0.1", description="address of node rank 0 for multi-node "
+                                                      "tensor parallel (a loopback address: all "
+                                                      "nodes run on this host)")
+    master_port: int = Field(29501, ge=1, le=65535, description="port of node rank 0 for "
+                                                               "multi-node tensor parallel")
     max_model_len: int = Field(2048, ge=64)
     max_num_batched_tokens: int | None = Field(None, ge=1)
     max_num_seqs: int | None = Field(None, ge=1)

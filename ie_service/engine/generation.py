@@ -37,6 +37,11 @@ class TextEngine(Protocol):
 
     model_name: str
     max_model_len: int
+    replicas: int  # data-parallel engine replicas serving requests
+
+    def replica_requests(self) -> dict[int, int]:
+        """Requests finished per replica (empty with one replica)."""
+        ...
 
     def render(self, instruction: str, input: str = "") -> str: ...
 

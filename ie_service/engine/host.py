@@ -75,8 +75,9 @@ class HostShape:
         return len(self.allowed_cpus) or 1
 
     def worker_cpus(self, tensor_parallel_size: int) -> list[int]:
-        """The CPU each TP worker is bound to: the allowed CPUs, round-robin (so TP=3 on
-        2 CPUs shares one: oversubscribed, but it runs)."""
+        """The first CPU of each of ``tensor_parallel_size`` workers when nothing else is
+        known (the allowed CPUs in order; :mod:`~ie_service.engine.parallel` gives each worker
+        a group and refuses more workers than CPUs before this is used)."""
         cpus = list(self.allowed_cpus) or [0]
         return [cpus[rank % len(cpus)] for rank in range(tensor_parallel_size)]
 
@@ -386,9 +387,11 @@ class KVCachePlan:
 
 def plan_kv_cache(host: HostShape, *, requested_gib: float | None, footprint: ModelFootprint,
                   max_model_len: int, tensor_parallel_size: int = 1,
+                  worker_cpus: list[int] | None = None,
                   default_gib: float = DEFAULT_KV_CACHE_GIB, flag: str = "--kv-cache-gib") -> KVCachePlan:
     """KV cache bytes per worker for vLLM's CPU backend.
 
+    ``worker_cpus``: the first CPU of each worker on this host (default: one per TP rank).
     ``requested_gib`` (the user's choice) is refused only when it certainly cannot fit:
     more than what is available on a worker's NUMA node (cgroup-clamped) once the weights
     are loaded, or less than one ``max_model_len`` sequence needs. The default is
@@ -396,13 +399,14 @@ def plan_kv_cache(host: HostShape, *, requested_gib: float | None, footprint: Mo
     after the weights and a runtime reserve; when even one sequence does not fit, a
     :class:`KVCacheDoesNotFit` names ``flag``.
     """
-    tp = max(1, tensor_parallel_size)
+    cpus = worker_cpus if worker_cpus is not None else host.worker_cpus(max(1, tensor_parallel_size))
+    n_workers = len(cpus)  # this host's workers (data parallel replicas × tensor parallel shards)
     min_kv = footprint.kv_bytes_per_token * max_model_len
     weights = footprint.weights_bytes
     # workers per memory node (each allocates its own cache and weight shard there)
     per_node: dict[int | None, int] = {}
     nodes: dict[int | None, NumaNode | None] = {}
-    for cpu in host.worker_cpus(tp):
+    for cpu in cpus:
         node = host.memory_node(cpu)
         key = node.id if node is not None else None
         per_node[key] = per_node.get(key, 0) + 1
@@ -421,7 +425,7 @@ def plan_kv_cache(host: HostShape, *, requested_gib: float | None, footprint: Mo
                 best, where = fit, label
         headroom = host.cgroup_headroom
         if headroom is not None:
-            fit = (headroom - reserve - tp * weights) // tp
+            fit = (headroom - reserve - n_workers * weights) // n_workers
             if fit < best:
                 best = fit
                 where = (f"the cgroup memory limit ({_gib(host.cgroup_limit or 0)} GiB, "

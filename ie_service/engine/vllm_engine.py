@@ -10,8 +10,11 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import socket
+import threading
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import psutil
@@ -31,6 +34,7 @@ from .embedded import resolve_embedded
 from .generation import EngineUnavailable, Generation, PromptTooLong
 from .host import GiB, HostShape, ModelFootprint, plan_kv_cache, read_host
 from .json_schema_guard import GrammarCompileGuard
+from .parallel import ParallelPlan, check_parallel, local_cpu_groups, thread_binding
 from .prompt_formats import PromptFormat, resolve_format
 from .sampling import SamplingOptions
 
@@ -39,15 +43,6 @@ log = logging.getLogger(__name__)
 
 KV_CACHE_SPACE_ENV = "VLLM_CPU_KVCACHE_SPACE"  # vLLM's legacy CPU setting, GiB (overrides ours)
 STRUCTURED_OUTPUTS = {"backend": "xgrammar", "disable_any_whitespace": True}
-
-
-def cpu_thread_binding(tensor_parallel_size: int, cores: int | HostShape) -> str:
-    """``VLLM_CPU_OMP_THREADS_BIND`` value giving each TP worker a CPU, round-robin over
-    the CPUs this process may use (so TP=3 on 2 cores is ``0|1|0``: oversubscribed but it
-    runs). ``cores``: a count (CPUs 0..n-1) or the host shape (its allowed CPUs)."""
-    if isinstance(cores, HostShape):
-        return "|".join(str(c) for c in cores.worker_cpus(tensor_parallel_size))
-    return "|".join(str(rank % cores) for rank in range(tensor_parallel_size))
 
 
 def is_cpu_backend() -> bool:
@@ -86,7 +81,8 @@ def _env_kv_cache_gib(environ: Mapping[str, str]) -> float | None:
 
 def memory_kwargs(config: EngineConfig, model_path: str, dtype: str, *, on_cpu: bool,
                   host: HostShape | None = None,
-                  environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+                  environ: Mapping[str, str] | None = None,
+                  plan: ParallelPlan | None = None) -> dict[str, Any]:
     """How vLLM sizes its KV cache.
 
     GPU: ``gpu_memory_utilization`` (default 0.9), or an explicit ``kv_cache_memory_bytes``
@@ -111,25 +107,31 @@ def memory_kwargs(config: EngineConfig, model_path: str, dtype: str, *, on_cpu: 
         elif config.gpu_memory_utilization is not None:
             return {"gpu_memory_utilization": config.gpu_memory_utilization}
     host = host if host is not None else read_host()
-    plan = plan_kv_cache(
+    workers = local_cpu_groups(plan or ParallelPlan.of(config), host)
+    kv = plan_kv_cache(
         host,
         requested_gib=requested,
         footprint=ModelFootprint.of(model_path, dtype, config.tensor_parallel_size),
         max_model_len=config.max_model_len,
         tensor_parallel_size=config.tensor_parallel_size,
+        worker_cpus=[group[0] for group in workers],
         flag=flag,
     )
-    log.info("%s", plan.explanation)
-    return {"kv_cache_memory_bytes": plan.kv_cache_bytes}
+    log.info("%s", kv.explanation)
+    return {"kv_cache_memory_bytes": kv.kv_cache_bytes}
 
 
 def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
                   host: HostShape | None = None,
-                  environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+                  environ: Mapping[str, str] | None = None,
+                  headless: bool = False) -> dict[str, Any]:
     """Everything :class:`AsyncEngineArgs` (or ``vllm.LLM``) is built with. Pure apart
-    from reading the host (``host`` injects it), so tests check it without an engine."""
+    from reading the host (``host`` injects it), so tests check it without an engine.
+    Raises :class:`~ie_service.engine.parallel.ParallelismError` for a parallel layout that
+    cannot start."""
     if on_cpu and host is None:
         host = read_host()
+    plan = check_parallel(config, model_path, on_cpu=on_cpu, host=host, headless=headless)
     dtype = resolve_dtype(config.dtype, on_cpu, host)
     kwargs: dict[str, Any] = {
         "model": model_path,
@@ -137,6 +139,7 @@ def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
         "served_model_name": config.served_model_name,
         "dtype": dtype,
         "tensor_parallel_size": config.tensor_parallel_size,
+        "data_parallel_size": config.data_parallel_size,
         "max_model_len": config.max_model_len,
         "enforce_eager": config.enforce_eager,
         "seed": config.seed,
@@ -144,26 +147,56 @@ def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
         # Compact JSON under constraints: LLaMA models otherwise loop on whitespace.
         "structured_outputs_config": dict(STRUCTURED_OUTPUTS),
     }
+    if config.data_parallel_size > 1:
+        kwargs["disable_log_stats"] = False  # per-replica load: ReplicaLoad, and vLLM's log lines
+    if config.nnodes > 1:
+        kwargs.update(nnodes=config.nnodes, node_rank=config.node_rank, master_addr=config.master_addr,
+                      master_port=config.master_port, distributed_executor_backend="mp")
     if config.max_num_batched_tokens:
         kwargs["max_num_batched_tokens"] = config.max_num_batched_tokens
     if config.max_num_seqs:
         kwargs["max_num_seqs"] = config.max_num_seqs
-    kwargs.update(memory_kwargs(config, model_path, dtype, on_cpu=on_cpu, host=host, environ=environ))
+    kwargs.update(memory_kwargs(config, model_path, dtype, on_cpu=on_cpu, host=host, environ=environ,
+                                plan=plan))
     return kwargs
 
 
 def cpu_environment(config: EngineConfig, host: HostShape,
                     environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
-    """Environment changes for the CPU engine's processes (None = unset): a thread
-    binding per TP worker, and no ``VLLM_CPU_KVCACHE_SPACE`` when ``--kv-cache-gib`` is
-    given (vLLM would let the variable override the flag)."""
+    """Environment changes for the CPU engine's processes (None = unset): a group of CPUs
+    per local worker (:func:`~ie_service.engine.parallel.thread_binding`; a binding the user
+    set is kept), and no ``VLLM_CPU_KVCACHE_SPACE`` when ``--kv-cache-gib`` is given (vLLM
+    would let the variable override the flag)."""
     environ = os.environ if environ is None else environ
     changes: dict[str, str | None] = {}
-    if config.tensor_parallel_size > 1 and "VLLM_CPU_OMP_THREADS_BIND" not in environ:
-        changes["VLLM_CPU_OMP_THREADS_BIND"] = cpu_thread_binding(config.tensor_parallel_size, host)
+    binding = thread_binding(ParallelPlan.of(config), host)
+    if binding is not None and "VLLM_CPU_OMP_THREADS_BIND" not in environ:
+        changes["VLLM_CPU_OMP_THREADS_BIND"] = binding
     if config.kv_cache_gib is not None and _env_kv_cache_gib(environ) is not None:
         changes[KV_CACHE_SPACE_ENV] = None
     return changes
+
+
+def network_environment(config: EngineConfig, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``VLLM_HOST_IP`` when every node runs on this host: vLLM otherwise guesses the address
+    its processes connect to from the default route, which is not loopback."""
+    environ = os.environ if environ is None else environ
+    if "VLLM_HOST_IP" in environ or not ParallelPlan.of(config).all_nodes_on_this_host:
+        return {}
+    return {"VLLM_HOST_IP": config.master_addr if config.master_addr[:1].isdigit() or ":" in config.master_addr
+            else "127.0.0.1"}
+
+
+def _apply_environment(config: EngineConfig, host: HostShape | None) -> None:
+    changes: dict[str, str | None] = dict(network_environment(config))
+    if host is not None:
+        changes.update(cpu_environment(config, host))
+    for key, value in changes.items():
+        if value is None:
+            log.warning("%s is ignored: --kv-cache-gib is given", key)
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def resolve_model(config: EngineConfig) -> tuple[str, str]:
@@ -174,16 +207,97 @@ def resolve_model(config: EngineConfig) -> tuple[str, str]:
     return config.model, config.served_model_name or config.model
 
 
-def preflight(config: EngineConfig) -> dict[str, Any]:
-    """The engine arguments, computed (and the memory checked) without starting vLLM:
-    raises :class:`~ie_service.engine.host.KVCacheDoesNotFit` naming ``--kv-cache-gib``."""
+def preflight(config: EngineConfig, headless: bool = False) -> dict[str, Any]:
+    """The engine arguments, computed (and the memory and parallel layout checked) without
+    starting vLLM: raises :class:`~ie_service.engine.host.KVCacheDoesNotFit` naming
+    ``--kv-cache-gib``, :class:`~ie_service.engine.parallel.ParallelismError` naming the
+    parallel flag to change."""
     model_path, _ = resolve_model(config)
     on_cpu = is_cpu_backend()
-    return engine_kwargs(config, model_path, on_cpu=on_cpu)
+    return engine_kwargs(config, model_path, on_cpu=on_cpu, headless=headless)
 
 
-def _engine_args(config: EngineConfig, model_path: str, host: HostShape | None = None) -> AsyncEngineArgs:
-    return AsyncEngineArgs(**engine_kwargs(config, model_path, on_cpu=is_cpu_backend(), host=host))
+def _engine_args(config: EngineConfig, model_path: str, host: HostShape | None = None,
+                 headless: bool = False) -> AsyncEngineArgs:
+    return AsyncEngineArgs(**engine_kwargs(config, model_path, on_cpu=is_cpu_backend(), host=host,
+                                           headless=headless))
+
+
+def _prepare_host(config: EngineConfig) -> HostShape | None:
+    """Read the host (CPU backend) and set the engine processes' environment."""
+    host = None
+    if is_cpu_backend():
+        host = read_host()
+        log.info("host:\n%s", host.describe())
+    _apply_environment(config, host)
+    return host
+
+
+LEADER_CHECK_S = 5.0
+LEADER_MISSES = 3
+
+
+def _watch_leader(address: str, port: int, stop: Callable[[], None]) -> None:
+    """Call ``stop`` once the leader's master port refuses ``LEADER_MISSES`` checks in a row
+    (vLLM's headless workers otherwise wait for a leader that is gone, forever)."""
+    misses = 0
+    while misses < LEADER_MISSES:
+        time.sleep(LEADER_CHECK_S)
+        try:
+            socket.create_connection((address, port), timeout=3).close()
+            misses = 0
+        except OSError:
+            misses += 1
+    log.error("the leader at %s:%d is gone; stopping this node's workers", address, port)
+    stop()
+
+
+def run_follower(config: EngineConfig) -> int:
+    """Node rank 1 or more of a multi-node tensor-parallel engine (``serve --headless``): run
+    this node's workers (vLLM's own headless mode) until the leader (node rank 0) goes away;
+    then exit 1, so a supervisor restarts it to wait for the next leader."""
+    from vllm.usage.usage_lib import UsageContext
+    from vllm.v1.executor.multiproc_executor import MultiprocExecutor
+
+    model_path, _ = resolve_model(config)
+    host = _prepare_host(config)
+    vllm_config = _engine_args(config, model_path, host, headless=True).create_engine_config(
+        usage_context=UsageContext.OPENAI_API_SERVER, headless=True)
+    log.info("node %d of %d: %d engine worker(s), leader at %s:%d", config.node_rank, config.nnodes,
+             vllm_config.parallel_config.world_size // config.nnodes, config.master_addr, config.master_port)
+    executor = MultiprocExecutor(vllm_config, monitor_workers=False)
+    threading.Thread(target=_watch_leader, args=(config.master_addr, config.master_port, executor.shutdown),
+                     daemon=True, name="leader-watch").start()
+    executor.start_worker_monitor(inline=True)  # returns when a worker dies or the executor stops
+    return 1
+
+
+class ReplicaLoad:
+    """Requests finished per data-parallel replica, from the iteration stats each engine
+    core reports with its index (vLLM's stat-logger interface)."""
+
+    def __init__(self) -> None:
+        self.finished: dict[int, int] = {}
+
+    def logger_factory(self) -> type:
+        from vllm.v1.metrics.loggers import StatLoggerBase
+
+        load = self
+
+        class _Counter(StatLoggerBase):
+            def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
+                load.finished.setdefault(engine_index, 0)
+
+            def record(self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None,
+                       engine_idx: int = 0) -> None:
+                if iteration_stats is not None and iteration_stats.finished_requests:
+                    load.finished[engine_idx] = load.finished.get(engine_idx, 0) + len(
+                        iteration_stats.finished_requests)
+
+            def log_engine_initialized(self) -> None:
+                pass
+
+        return _Counter
 
 
 def to_sampling_params(options: SamplingOptions, json_schema: dict[str, Any] | None) -> SamplingParams:
@@ -205,9 +319,12 @@ def to_sampling_params(options: SamplingOptions, json_schema: dict[str, Any] | N
 class Engine:
     """A started vLLM engine plus the prompt format chosen for its model."""
 
-    def __init__(self, llm: AsyncLLM, config: EngineConfig, model_path: str, name: str) -> None:
+    def __init__(self, llm: AsyncLLM, config: EngineConfig, model_path: str, name: str,
+                 load: ReplicaLoad | None = None) -> None:
         self._llm = llm
+        self._load = load
         self.config = config
+        self.replicas = config.data_parallel_size
         self.model_path = model_path
         self.model_name = name
         self.tokenizer = llm.get_tokenizer()
@@ -223,18 +340,15 @@ class Engine:
     def start(cls, config: EngineConfig) -> "Engine":
         """Start vLLM (spawns worker processes: callers need a ``__main__`` guard)."""
         model_path, name = resolve_model(config)
-        host = None
-        if is_cpu_backend():
-            host = read_host()
-            log.info("host:\n%s", host.describe())
-            for key, value in cpu_environment(config, host).items():
-                if value is None:
-                    log.warning("%s is ignored: --kv-cache-gib is given", key)
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-        llm = AsyncLLM.from_engine_args(_engine_args(config, model_path, host))
-        return cls(llm, config, model_path, name)
+        host = _prepare_host(config)
+        load = ReplicaLoad() if config.data_parallel_size > 1 else None
+        llm = AsyncLLM.from_engine_args(_engine_args(config, model_path, host),
+                                        stat_loggers=[load.logger_factory()] if load else None)
+        return cls(llm, config, model_path, name, load)
+
+    def replica_requests(self) -> dict[int, int]:
+        """Requests finished per data-parallel replica (empty with one replica)."""
+        return dict(sorted(self._load.finished.items())) if self._load else {}
 
     @property
     def max_model_len(self) -> int:

@@ -12,4 +12,8 @@ router = APIRouter()
 
 @router.get("/metrics", include_in_schema=False)
 async def prometheus(request: Request) -> Response:
-    return Response(metrics_of(request).render(), media_type="text/plain; version=0.0.4")
+    metrics = metrics_of(request)
+    engine = getattr(request.app.state, "engine", None)
+    if engine is not None:
+        metrics.observe_replicas(engine.replica_requests())
+    return Response(metrics.render(), media_type="text/plain; version=0.0.4")

@@ -13,4 +13,5 @@ router = APIRouter()
 @router.get("/v1/models", response_model=ModelList)
 async def models(request: Request) -> ModelList:
     engine = engine_of(request)
-    return ModelList(data=[ModelCard(id=engine.model_name, max_model_len=engine.max_model_len)])
+    return ModelList(data=[ModelCard(id=engine.model_name, max_model_len=engine.max_model_len,
+                                     replicas=engine.replicas)])
