@@ -53,3 +53,20 @@ def test_build_interrupt_resume_export(server_url, tmp_path):
     assert exported.returncode == 0, exported.stderr
     from rdflib import Graph
     Graph().parse(ttl, format="turtle")
+
+    from ie_service.kg.graph import load_graph  # the built relations come back from both stores
+    built = load_graph(out)
+    assert built.edges
+    kg = [sys.executable, "-m", "ie_service.cli", "kg"]
+    for store, query, row_key in [
+            (f"oxigraph:{tmp_path / 'ox'}", "SELECT ?h ?r ?t WHERE { ?h ?p ?t . ?p "
+             "<http://www.w3.org/2000/01/rdf-schema#label> ?r FILTER(CONTAINS(STR(?p), '/relation/')) }",
+             lambda r: (r["h"].rsplit("/", 1)[1], r["r"], r["t"].rsplit("/", 1)[1])),
+            (f"ladybug:{tmp_path / 'lb.db'}", "MATCH (h:Entity)-[r:RELATION]->(t:Entity) "
+             "RETURN h.id AS h, r.type AS r, t.id AS t", lambda r: (r["h"], r["r"], r["t"]))]:
+        loaded = subprocess.run(kg + ["load", "--triples", str(out), "--store", store], capture_output=True, text=True)
+        assert loaded.returncode == 0, loaded.stderr[-2000:]
+        rows = subprocess.run(kg + ["query", "--store", store, query], capture_output=True, text=True)
+        assert rows.returncode == 0, rows.stderr[-2000:]
+        got = {row_key(json.loads(line)) for line in rows.stdout.splitlines()}
+        assert got == {(e.head, e.relation, e.tail) for e in built.edges}, store

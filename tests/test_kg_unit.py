@@ -59,9 +59,9 @@ def test_turtle_and_ntriples_parse_back(triples, tmp_path):
 def test_neo4j_csv(triples, tmp_path):
     files = export(load_graph(triples), "neo4j-csv", tmp_path / "neo4j")
     by_name = {p.name: list(csv.reader(p.open())) for p in files}
-    assert by_name["entities.csv"][0] == ["id:ID", "name", "type", ":LABEL"]
+    assert by_name["entities.csv"][0] == ["id:ID(Entity)", "name", "type", ":LABEL"]
     assert len(by_name["entities.csv"]) == 1 + 5
-    assert by_name["relations.csv"][0][:3] == [":START_ID", ":END_ID", ":TYPE"]
+    assert by_name["relations.csv"][0][:3] == [":START_ID(Entity)", ":END_ID(Entity)", ":TYPE"]
     assert len(by_name["relations.csv"]) == 1 + 4 and len(by_name["mentions.csv"]) == 1 + 7
     assert any(row[1] == EVIL for row in by_name["entities.csv"])
 
@@ -85,3 +85,39 @@ def test_read_documents_and_done_ids(tmp_path):
     out = tmp_path / "t.jsonl"
     out.write_text('{"doc_id": "x1", "triples": []}\n{"doc_id": "b:3", "tr')
     assert done_ids(out) == {"x1"}
+
+
+def test_build_concurrency_follows_the_services_replicas():
+    """``kg build`` asks ``/v1/models`` how many engine replicas serve; a server that does not
+    say (or answers nonsense) counts as one."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ie_service.kg.build import service_replicas
+
+    answers = {"/a/v1/models": (200, {"data": [{"id": "m", "replicas": 3}]}),
+               "/b/v1/models": (200, {"data": [{"id": "m"}]}),
+               "/c/v1/models": (200, {"data": [{"id": "m", "replicas": "many"}]}),
+               "/d/v1/models": (404, {"error": "no"})}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, body = answers.get(self.path, (404, {}))
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        assert [service_replicas(f"{base}/{p}") for p in "abcd"] == [3, 1, 1, 1]
+    finally:
+        server.shutdown()
+        server.server_close()

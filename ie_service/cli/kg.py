@@ -1,4 +1,5 @@
-"""``ie-service kg``: build a knowledge graph from documents (through ``/extract/re``), export it."""
+"""``ie-service kg``: build a knowledge graph from documents (through ``/extract/re``), export it,
+load it into an embedded graph store and query it."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ def cmd_kg_build(args: argparse.Namespace) -> int:
         schema = [r.strip() for r in args.relations.split(",") if r.strip()]
     else:
         raise UsageError("give --schema FILE or --relations a,b,c")
+    if args.concurrency is not None and args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
     docs = list(read_documents(args.input, args.id_field, args.text_field))
     if args.limit:
         docs = docs[: args.limit]
@@ -34,10 +37,63 @@ def cmd_kg_export(args: argparse.Namespace) -> int:
     from ..kg.export import export
     from ..kg.graph import load_graph
 
+    html = args.format == "html"
+    if not html and (args.documents or args.max_nodes is not None):
+        raise UsageError("--documents and --max-nodes are for --format html")
+    max_nodes = 500 if args.max_nodes is None else args.max_nodes
+    if max_nodes < 1:
+        raise UsageError("--max-nodes must be at least 1")
     graph = load_graph(args.triples)
-    for path in export(graph, args.format, Path(args.out)):
+    documents = None
+    if html and args.documents:
+        from ..kg.build import read_documents
+
+        documents = read_documents(args.documents, args.id_field, args.text_field)
+    for path in export(graph, args.format, Path(args.out), documents=documents, max_nodes=max_nodes):
         print(path)
     print(f"{len(graph.entities)} entities, {len(graph.edges)} relations, {len(graph.docs)} documents")
+    if html:
+        from ..kg.html_view import cap_message
+
+        message = cap_message(len(graph.entities), max_nodes)
+        if message:
+            print(message)
+    return 0
+
+
+def _store_spec(text: str):
+    from ..kg.stores import parse_store_spec
+
+    try:
+        return parse_store_spec(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cmd_kg_load(args: argparse.Namespace) -> int:
+    from ..kg.graph import load_graph
+    from ..kg.stores import open_store
+
+    graph = load_graph(args.triples)
+    store = open_store(args.store)
+    try:
+        counts = store.load(graph)
+    finally:
+        store.close()
+    print(counts.model_dump_json())
+    return 0
+
+
+def cmd_kg_query(args: argparse.Namespace) -> int:
+    from ..kg.stores import open_store
+
+    store = open_store(args.store, read_only=True)
+    try:
+        rows = store.query(args.query)
+    finally:
+        store.close()
+    for row in rows:
+        print(json.dumps(row, ensure_ascii=False, default=str))
     return 0
 
 
@@ -57,16 +113,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--id-field", default="id")
     b.add_argument("--text-field", default="text")
     add_client_arguments(b)
-    b.add_argument("--concurrency", type=int, default=4)
+    b.add_argument("--concurrency", type=int, default=None,
+                   help="requests in flight (default: 16 per engine replica of the service, "
+                        "from /v1/models: a --data-parallel-size 2 service gets 32)")
     b.add_argument("--limit", type=int, default=None)
     b.add_argument("--free", action="store_true", help="unconstrained decoding")
     b.add_argument("--language", default="auto", choices=["auto", "en", "zh"])
     b.add_argument("--max-tokens", type=int, default=384)
     b.set_defaults(func=cmd_kg_build)
-    e = ops.add_parser("export", help="export triples JSONL as RDF, Neo4j CSV or Cypher")
+    e = ops.add_parser("export", help="export triples JSONL as RDF, Neo4j CSV, Cypher or an HTML view")
     e.add_argument("--triples", required=True)
-    e.add_argument("--format", required=True, choices=["turtle", "nt", "neo4j-csv", "cypher"],
+    e.add_argument("--format", required=True, choices=["turtle", "nt", "neo4j-csv", "cypher", "html"],
                    help="turtle / nt (N-Triples) via rdflib; neo4j-csv: a folder for neo4j-admin "
-                        "import; cypher: JSON list of parameterised statements")
+                        "import; cypher: JSON list of parameterised statements; html: one "
+                        "self-contained page to explore the graph in a browser (works offline)")
     e.add_argument("--out", required=True, help="file (folder for neo4j-csv)")
+    e.add_argument("--documents", nargs="+", metavar="PATH",
+                   help="html: the documents the triples came from (as kg build --input: JSONL "
+                        "{id, text} files, text files, folders), to show source sentences")
+    e.add_argument("--id-field", default="id", help="html: id field of --documents JSONL")
+    e.add_argument("--text-field", default="text", help="html: text field of --documents JSONL")
+    e.add_argument("--max-nodes", type=int, default=None,
+                   help="html: show at most this many entities, the most connected (default 500)")
     e.set_defaults(func=cmd_kg_export)
+    store_help = ("oxigraph:PATH (RDF store, SPARQL) or ladybug:PATH (property graph, Cypher); "
+                  "created by load")
+    lo = ops.add_parser("load", help="load triples JSONL into an embedded graph store",
+                        description="Replace the store's content by the graph of --triples (clear, then "
+                                    "load the project's own export: N-Triples for oxigraph, the "
+                                    "parameterised Cypher for ladybug). Prints the counts as JSON.")
+    lo.add_argument("--triples", required=True)
+    lo.add_argument("--store", required=True, type=_store_spec, metavar="KIND:PATH", help=store_help)
+    lo.set_defaults(func=cmd_kg_load)
+    q = ops.add_parser("query", help="query a loaded store (SPARQL or Cypher); rows as JSON lines",
+                       description="Run a read-only query: SPARQL for oxigraph, Cypher for ladybug. "
+                                   "One JSON object a row.")
+    q.add_argument("--store", required=True, type=_store_spec, metavar="KIND:PATH", help=store_help)
+    q.add_argument("query", help="SPARQL (oxigraph) or Cypher (ladybug)")
+    q.set_defaults(func=cmd_kg_query)

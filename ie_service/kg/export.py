@@ -1,5 +1,6 @@
 """Exports of a :class:`Graph`: RDF (Turtle, N-Triples) with rdflib, Neo4j bulk-import CSV,
-and parameterised Cypher (values travel as parameters, never inside the query text).
+parameterised Cypher (values travel as parameters, never inside the query text) and a
+self-contained HTML page (:mod:`~ie_service.kg.html_view`).
 
 Every exporter writes the values :func:`~ie_service.kg.graph.load_graph` normalised once.
 CSV cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
@@ -11,12 +12,17 @@ Every entity is linked to the documents that mention it (``MENTIONS`` in Neo4j,
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
-import re
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from .graph import Graph
+
+if TYPE_CHECKING:
+    from .build import Document
 
 BASE = "https://ie-service.example/kg/"
 
@@ -24,12 +30,14 @@ CYPHER_DOCS = "UNWIND $rows AS row MERGE (d:Document {id: row.id})"
 CYPHER_ENTITIES = (
     "UNWIND $rows AS row MERGE (e:Entity {id: row.id}) SET e.name = row.name, e.type = row.type"
 )
+# two MATCH clauses, not ``MATCH (a), (b)``: the same in Cypher, but embedded engines
+# (Kùzu / LadybugDB) plan the comma form as a cross product of the two node sets
 CYPHER_MENTIONS = (
-    "UNWIND $rows AS row MATCH (d:Document {id: row.doc_id}), (e:Entity {id: row.entity_id}) "
+    "UNWIND $rows AS row MATCH (d:Document {id: row.doc_id}) MATCH (e:Entity {id: row.entity_id}) "
     "MERGE (d)-[:MENTIONS]->(e)"
 )
 CYPHER_RELATIONS = (
-    "UNWIND $rows AS row MATCH (h:Entity {id: row.head}), (t:Entity {id: row.tail}) "
+    "UNWIND $rows AS row MATCH (h:Entity {id: row.head}) MATCH (t:Entity {id: row.tail}) "
     "MERGE (h)-[r:RELATION {type: row.relation, doc_id: row.doc_id}]->(t)"
 )
 
@@ -38,48 +46,80 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_cell(value: str) -> str:
-    """A text cell that a spreadsheet shows as text, never evaluates."""
-    return "'" + value if value.startswith(FORMULA_START) else value
+    """A text cell that a spreadsheet shows as text, never evaluates. A value that starts with
+    ``'`` gets one more, so the escape stays one-to-one (ids ``=x`` and ``'=x`` stay two ids);
+    :func:`csv_value` undoes it."""
+    return "'" + value if value.startswith(FORMULA_START + ("'",)) else value
+
+
+def csv_value(cell: str) -> str:
+    """The value that :func:`csv_cell` escaped."""
+    return cell[1:] if cell.startswith("'") else cell
 
 
 def _slug(text: str) -> str:
-    return quote(re.sub(r"\s+", "_", text.strip()), safe="")
+    """An IRI segment for a name: percent-encoded, so two names never share an IRI."""
+    return quote(text, safe="")
+
+
+def _edge_key(edge) -> str:
+    text = "\x1f".join((edge.head, edge.relation, edge.tail, edge.doc_id))
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:20]
 
 
 def to_rdf(graph: Graph, fmt: str, base: str = BASE) -> str:
-    """``fmt``: ``turtle`` or ``nt``."""
+    """``fmt``: ``turtle`` or ``nt``. Entities (``rdfs:label`` name, ``rdf:type`` type,
+    ``ie:mentionedIn`` documents), documents (``ie:Document``, label = id), relations as
+    direct triples ``head rel:NAME tail`` for querying, and each relation of each document
+    also as an ``ie:Relation`` node (``ie:head``, ``ie:predicate``, ``ie:tail``,
+    ``ie:source``), so nothing of the graph is lost. Names are labels; IRIs are
+    percent-encoded names (types, relations, documents) or entity ids."""
     from rdflib import RDF, RDFS, Literal, Namespace
     from rdflib import Graph as RDFGraph
 
     ie = Namespace(base)
-    ent, rel, typ, doc = (Namespace(base + p) for p in ("entity/", "relation/", "type/", "doc/"))
+    ent, rel, typ, doc, stmt = (Namespace(base + p) for p in ("entity/", "relation/", "type/", "doc/", "edge/"))
     g = RDFGraph()
-    g.bind("ie", ie)
-    g.bind("rel", rel)
+    for prefix, ns in (("ie", ie), ("rel", rel), ("type", typ)):
+        g.bind(prefix, ns)
+    for d in graph.docs:
+        g.add((doc[_slug(d)], RDF.type, ie.Document))
+        g.add((doc[_slug(d)], RDFS.label, Literal(d)))
     for e in graph.entities.values():
         g.add((ent[e.id], RDFS.label, Literal(e.name)))
         g.add((ent[e.id], RDF.type, typ[_slug(e.type)] if e.type else ie.Entity))
         for d in sorted(e.docs):
             g.add((ent[e.id], ie.mentionedIn, doc[_slug(d)]))
+    for t in {e.type for e in graph.entities.values() if e.type}:
+        g.add((typ[_slug(t)], RDFS.label, Literal(t)))
     for edge in graph.edges:
         g.add((ent[edge.head], rel[_slug(edge.relation)], ent[edge.tail]))
+        node = stmt[_edge_key(edge)]
+        g.add((node, RDF.type, ie.Relation))
+        g.add((node, ie.head, ent[edge.head]))
+        g.add((node, ie.predicate, rel[_slug(edge.relation)]))
+        g.add((node, ie.tail, ent[edge.tail]))
+        g.add((node, ie.source, doc[_slug(edge.doc_id)]))
     for r in {edge.relation for edge in graph.edges}:
         g.add((rel[_slug(r)], RDFS.label, Literal(r)))
     return g.serialize(format=fmt)
 
 
 def to_neo4j_csv(graph: Graph, folder: Path) -> list[Path]:
-    """Files for ``neo4j-admin database import`` (headers with :ID / :START_ID / :TYPE)."""
+    """Files for ``neo4j-admin database import`` (headers with :ID / :START_ID / :TYPE).
+    Entities and documents have their own ID spaces (``:ID(Entity)``, ``:ID(Document)``): a
+    document id may equal an entity id. Text cells are escaped with :func:`csv_cell`."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {
-        "entities.csv": (["id:ID", "name", "type", ":LABEL"],
+        "entities.csv": (["id:ID(Entity)", "name", "type", ":LABEL"],
                          [[e.id, csv_cell(e.name), csv_cell(e.type or ""), "Entity"]
                           for e in graph.entities.values()]),
-        "documents.csv": (["id:ID", ":LABEL"], [[csv_cell(d), "Document"] for d in sorted(graph.docs)]),
-        "relations.csv": ([":START_ID", ":END_ID", ":TYPE", "relation", "doc_id"],
+        "documents.csv": (["id:ID(Document)", ":LABEL"],
+                          [[csv_cell(d), "Document"] for d in sorted(graph.docs)]),
+        "relations.csv": ([":START_ID(Entity)", ":END_ID(Entity)", ":TYPE", "relation", "doc_id"],
                           [[e.head, e.tail, "RELATION", csv_cell(e.relation), csv_cell(e.doc_id)]
                            for e in graph.edges]),
-        "mentions.csv": ([":START_ID", ":END_ID", ":TYPE"],
+        "mentions.csv": ([":START_ID(Document)", ":END_ID(Entity)", ":TYPE"],
                          [[csv_cell(d), e.id, "MENTIONS"] for e in graph.entities.values()
                           for d in sorted(e.docs)]),
     }
@@ -108,7 +148,14 @@ def to_cypher(graph: Graph) -> list[dict]:
     ]
 
 
-def export(graph: Graph, fmt: str, out: Path) -> list[Path]:
+def export(graph: Graph, fmt: str, out: Path, documents: Iterable[Document] | None = None,
+           max_nodes: int = 500) -> list[Path]:
+    """Write ``graph`` as ``fmt``; ``documents`` and ``max_nodes`` are for ``html`` only."""
+    if fmt == "html":
+        from .html_view import to_html
+
+        out.write_text(to_html(graph, documents, max_nodes=max_nodes), encoding="utf-8")
+        return [out]
     if fmt in ("turtle", "nt"):
         out.write_text(to_rdf(graph, fmt), encoding="utf-8")
         return [out]
