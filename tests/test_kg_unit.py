@@ -121,3 +121,25 @@ def test_build_concurrency_follows_the_services_replicas():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_ntriples_writer_and_rdflib_turtle_hold_the_same_graph(tmp_path):
+    """N-Triples are written directly, Turtle by rdflib: parsed back, the two are one graph,
+    hostile literals included."""
+    from rdflib.compare import isomorphic
+
+    from ie_service.kg.export import to_rdf
+
+    hostile = ['a "quoted" \\ back\\slash', "line\nbreak", "tab\there", "<tag> & }) DETACH DELETE n //",
+               "=1+2", "北京 🦀", "\\u0041 stays text"]
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps({"doc_id": f"doc {i}\r", "triples": [
+        {"head": ent(h, "type \"x\""), "relation": f"rel {h}", "tail": ent("Tail", None)}]}) + "\n"
+        for i, h in enumerate(hostile)) + json.dumps({"doc_id": "empty", "triples": []}) + "\n")
+    g = load_graph(path)
+    nt, ttl = RDFGraph().parse(data=to_rdf(g, "nt"), format="nt"), RDFGraph().parse(data=to_rdf(g, "turtle"),
+                                                                                  format="turtle")
+    assert isomorphic(nt, ttl)
+    labels = {str(o) for _, _, o in nt.triples((None, RDFS.label, None))}
+    assert {e.name for e in g.entities.values()} <= labels and "empty" in labels
+    assert len(nt) == len(ttl) > 7 * 6
