@@ -74,13 +74,6 @@ class HostShape:
     def cores(self) -> int:
         return len(self.allowed_cpus) or 1
 
-    def worker_cpus(self, tensor_parallel_size: int) -> list[int]:
-        """The first CPU of each of ``tensor_parallel_size`` workers when nothing else is
-        known (the allowed CPUs in order; :mod:`~ie_service.engine.parallel` gives each worker
-        a group and refuses more workers than CPUs before this is used)."""
-        cpus = list(self.allowed_cpus) or [0]
-        return [cpus[rank % len(cpus)] for rank in range(tensor_parallel_size)]
-
     # --- memory --------------------------------------------------------------------------
     def node_of_cpu(self, cpu: int) -> NumaNode | None:
         for node in self.nodes:
@@ -386,12 +379,12 @@ class KVCachePlan:
 
 
 def plan_kv_cache(host: HostShape, *, requested_gib: float | None, footprint: ModelFootprint,
-                  max_model_len: int, tensor_parallel_size: int = 1,
-                  worker_cpus: list[int] | None = None,
+                  max_model_len: int, worker_cpus: list[int],
                   default_gib: float = DEFAULT_KV_CACHE_GIB, flag: str = "--kv-cache-gib") -> KVCachePlan:
     """KV cache bytes per worker for vLLM's CPU backend.
 
-    ``worker_cpus``: the first CPU of each worker on this host (default: one per TP rank).
+    ``worker_cpus``: the first CPU of each worker on this host (data-parallel replicas ×
+    tensor-parallel shards, :func:`~ie_service.engine.parallel.local_cpu_groups`).
     ``requested_gib`` (the user's choice) is refused only when it certainly cannot fit:
     more than what is available on a worker's NUMA node (cgroup-clamped) once the weights
     are loaded, or less than one ``max_model_len`` sequence needs. The default is
@@ -399,14 +392,13 @@ def plan_kv_cache(host: HostShape, *, requested_gib: float | None, footprint: Mo
     after the weights and a runtime reserve; when even one sequence does not fit, a
     :class:`KVCacheDoesNotFit` names ``flag``.
     """
-    cpus = worker_cpus if worker_cpus is not None else host.worker_cpus(max(1, tensor_parallel_size))
-    n_workers = len(cpus)  # this host's workers (data parallel replicas × tensor parallel shards)
+    n_workers = len(worker_cpus)
     min_kv = footprint.kv_bytes_per_token * max_model_len
     weights = footprint.weights_bytes
     # workers per memory node (each allocates its own cache and weight shard there)
     per_node: dict[int | None, int] = {}
     nodes: dict[int | None, NumaNode | None] = {}
-    for cpu in cpus:
+    for cpu in worker_cpus:
         node = host.memory_node(cpu)
         key = node.id if node is not None else None
         per_node[key] = per_node.get(key, 0) + 1

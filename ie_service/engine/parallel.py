@@ -63,12 +63,18 @@ class ParallelPlan:
                    config.node_rank, is_loopback(config.master_addr))
 
 
+def is_ip_address(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
 def is_loopback(address: str) -> bool:
     """``127.0.0.0/8``, ``::1`` or a name that resolves only there (``localhost``)."""
-    try:
+    if is_ip_address(address):
         return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        pass
     try:
         infos = socket.getaddrinfo(address, None)
     except OSError:

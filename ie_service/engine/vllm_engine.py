@@ -34,7 +34,7 @@ from .embedded import resolve_embedded
 from .generation import EngineUnavailable, Generation, PromptTooLong
 from .host import GiB, HostShape, ModelFootprint, plan_kv_cache, read_host
 from .json_schema_guard import GrammarCompileGuard
-from .parallel import ParallelPlan, check_parallel, local_cpu_groups, thread_binding
+from .parallel import ParallelPlan, check_parallel, is_ip_address, local_cpu_groups, thread_binding
 from .prompt_formats import PromptFormat, resolve_format
 from .sampling import SamplingOptions
 
@@ -79,10 +79,9 @@ def _env_kv_cache_gib(environ: Mapping[str, str]) -> float | None:
         return None
 
 
-def memory_kwargs(config: EngineConfig, model_path: str, dtype: str, *, on_cpu: bool,
+def memory_kwargs(config: EngineConfig, model_path: str, dtype: str, plan: ParallelPlan, *, on_cpu: bool,
                   host: HostShape | None = None,
-                  environ: Mapping[str, str] | None = None,
-                  plan: ParallelPlan | None = None) -> dict[str, Any]:
+                  environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """How vLLM sizes its KV cache.
 
     GPU: ``gpu_memory_utilization`` (default 0.9), or an explicit ``kv_cache_memory_bytes``
@@ -107,13 +106,12 @@ def memory_kwargs(config: EngineConfig, model_path: str, dtype: str, *, on_cpu: 
         elif config.gpu_memory_utilization is not None:
             return {"gpu_memory_utilization": config.gpu_memory_utilization}
     host = host if host is not None else read_host()
-    workers = local_cpu_groups(plan or ParallelPlan.of(config), host)
+    workers = local_cpu_groups(plan, host)
     kv = plan_kv_cache(
         host,
         requested_gib=requested,
         footprint=ModelFootprint.of(model_path, dtype, config.tensor_parallel_size),
         max_model_len=config.max_model_len,
-        tensor_parallel_size=config.tensor_parallel_size,
         worker_cpus=[group[0] for group in workers],
         flag=flag,
     )
@@ -156,8 +154,7 @@ def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
         kwargs["max_num_batched_tokens"] = config.max_num_batched_tokens
     if config.max_num_seqs:
         kwargs["max_num_seqs"] = config.max_num_seqs
-    kwargs.update(memory_kwargs(config, model_path, dtype, on_cpu=on_cpu, host=host, environ=environ,
-                                plan=plan))
+    kwargs.update(memory_kwargs(config, model_path, dtype, plan, on_cpu=on_cpu, host=host, environ=environ))
     return kwargs
 
 
@@ -183,8 +180,7 @@ def network_environment(config: EngineConfig, environ: Mapping[str, str] | None 
     environ = os.environ if environ is None else environ
     if "VLLM_HOST_IP" in environ or not ParallelPlan.of(config).all_nodes_on_this_host:
         return {}
-    return {"VLLM_HOST_IP": config.master_addr if config.master_addr[:1].isdigit() or ":" in config.master_addr
-            else "127.0.0.1"}
+    return {"VLLM_HOST_IP": config.master_addr if is_ip_address(config.master_addr) else "127.0.0.1"}
 
 
 def _apply_environment(config: EngineConfig, host: HostShape | None) -> None:

@@ -91,9 +91,8 @@ def done_ids(out: Path) -> set[str]:
 
 
 async def _build(url: str, docs: list[Document], request: dict[str, Any], out: Path,
-                 concurrency: int, api_key: str | None, total: int) -> dict[str, int]:
+                 concurrency: int, headers: dict[str, str], total: int) -> dict[str, int]:
     sem = asyncio.Semaphore(concurrency)
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     counts = {"docs": 0, "triples": 0, "failed": 0}
     bar = tqdm(total=total, initial=total - len(docs), desc="kg build", unit="doc")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -134,10 +133,9 @@ async def _build(url: str, docs: list[Document], request: dict[str, Any], out: P
 PER_REPLICA = 16
 
 
-def service_replicas(url: str, api_key: str | None = None) -> int:
+def service_replicas(url: str, headers: dict[str, str] | None = None) -> int:
     """Engine replicas behind ``url`` (``replicas`` of ``GET /v1/models``; 1 for a service
     that does not say, such as another KnowLM-compatible server)."""
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
         r = httpx.get(f"{url.rstrip('/')}/v1/models", headers=headers, timeout=30)
         replicas = r.json()["data"][0].get("replicas", 1) if r.status_code == 200 else 1
@@ -160,9 +158,10 @@ def build(url: str, documents: list[Document], request: dict[str, Any], out: Pat
         raise UserInputError(f"document ids are not unique ({twice!r} occurs more than once); "
                              "resuming needs unique ids")
     todo = [d for d in documents if d.id not in seen]
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     if concurrency is None:
-        concurrency = PER_REPLICA * service_replicas(url, api_key)
-    counts = asyncio.run(_build(url.rstrip("/"), todo, request, out, concurrency, api_key, len(documents)))
+        concurrency = PER_REPLICA * service_replicas(url, headers)
+    counts = asyncio.run(_build(url.rstrip("/"), todo, request, out, concurrency, headers, len(documents)))
     counts["skipped"] = len(documents) - len(todo)
     counts["concurrency"] = concurrency
     return counts

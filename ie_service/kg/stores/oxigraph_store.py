@@ -14,11 +14,10 @@ import pyoxigraph as ox
 from tqdm import tqdm
 
 from ...user_errors import UserInputError, one_line
-from ..export import BASE, to_rdf
+from ..export import BASE, RDFS_LABEL, to_rdf
 from ..graph import Graph
 from . import Counts, QueryError, chunks
 
-RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
 XSD = "http://www.w3.org/2001/XMLSchema#"
 _INTS = {XSD + t for t in ("integer", "int", "long", "short", "byte", "nonNegativeInteger",
                            "positiveInteger", "unsignedInt", "unsignedLong")}
