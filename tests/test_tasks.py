@@ -6,7 +6,7 @@ import json
 import jsonschema
 import pytest
 
-from ie_service.evaluation.datasets import GoldDoc, GoldEvent
+from ie_service.gold import GoldDoc, GoldEvent
 from ie_service.extraction.chunking import Chunk
 from ie_service.extraction.constraints import MAX_ARGUMENT_VALUES, MAX_EVENTS, MAX_ITEMS
 from ie_service.extraction.records import Entity

@@ -13,24 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from ..extraction.tasks import TASKS
-
-
-class GoldEvent(BaseModel):
-    type: str
-    trigger: str | None = None
-    arguments: list[tuple[str, str]] = Field(default_factory=list)  # (role, text)
-
-
-class GoldDoc(BaseModel):
-    id: str
-    text: str
-    entities: list[tuple[str, str]] = Field(default_factory=list)  # (text, type)
-    relations: list[tuple[str, str, str]] = Field(default_factory=list)  # (head, relation, tail)
-    events: list[GoldEvent] = Field(default_factory=list)
-    extra: dict[str, Any] = Field(default_factory=dict)  # other JSONL fields (plug-in tasks' gold)
+from ..gold import GoldDoc, GoldEvent
 
 
 def data_dir() -> Path:

@@ -15,7 +15,7 @@ import httpx
 from tqdm import tqdm
 
 from ..extraction.tasks import TASKS
-from .datasets import GoldDoc
+from ..gold import GoldDoc
 from .scoring import Scorer
 
 

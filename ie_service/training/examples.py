@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..evaluation.datasets import GoldDoc
+from ..gold import GoldDoc
 from ..extraction.extractor import render_prompt
 from ..extraction.tasks import TASKS
 from ..extraction.tasks.base import NotExpressible

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..evaluation.datasets import GoldDoc, GoldEvent, bio_entities, load_bio, load_crossner, load_fewfc
+from ..evaluation.datasets import bio_entities, load_bio, load_crossner, load_fewfc
+from ..gold import GoldDoc, GoldEvent
 from ..extraction.grounding import locate
 
 DEV_SHARE = 0.10

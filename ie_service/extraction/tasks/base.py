@@ -11,18 +11,16 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from ...gold import GoldDoc
 from ..chunking import Chunk
 from ..constraints import MAX_ITEMS, MAX_SPAN_CHARS
 from ..grounding import locate
 from ..parsing import Parsed
 from ..records import Span
-
-if TYPE_CHECKING:
-    from ...evaluation.datasets import GoldDoc
 
 L = TypeVar("L", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ...gold import GoldDoc, GoldEvent
 from ..constraints import (
     MAX_ARGUMENT_CHARS, MAX_ARGUMENT_VALUES, MAX_EVENTS, MAX_TRIGGER_CHARS, list_of, strict_object,
 )
@@ -16,9 +17,6 @@ from ..parsing import LabelSet, Parsed, first, known, span_values, value_text
 from ..records import Span
 from ..schema import SchemaError, check_nonempty, check_unique, clean_name
 from .base import Grounder, NotExpressible, Task, TriggersOnly, bounded, gold_span, span_key
-
-if TYPE_CHECKING:
-    from ...evaluation.datasets import GoldDoc, GoldEvent
 
 
 class EventType(BaseModel):

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 
+from ...gold import GoldDoc
 from ..constraints import SPAN, list_of, strict_object
 from ..lenient_json import find_json
 from ..parsing import LABEL_LINE, SEP, TUPLE, LabelSet, Parsed, first, known, span_values, unknown, value_text
 from ..records import Entity
 from ..schema import SchemaError, check_nonempty, check_unique, clean_name
 from .base import Grounder, Task, bounded, gold_span, named, span_key
-
-if TYPE_CHECKING:
-    from ...evaluation.datasets import GoldDoc
 
 
 class EntityType(BaseModel):
