@@ -29,9 +29,11 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 @contextmanager
 def local_server(
-    extra_args: list[str] = (), log_path: Path | None = None, timeout: float = 600.0
+    extra_args: list[str] = (), log_path: Path | None = None, timeout: float = 600.0,
+    progress: bool = False,
 ) -> Iterator[str]:
     """Run ``ie-service serve`` in a subprocess; yield its base URL once /health answers 200.
+    ``progress``: a bar counting the seconds of start-up.
 
     The server is stopped on exit, also when this process gets SIGTERM (in the main thread)."""
     previous = None
@@ -42,9 +44,16 @@ def local_server(
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
     url = f"http://127.0.0.1:{port}"
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(desc="start server", unit="s", bar_format="{desc}: {n_fmt}{unit} {postfix}")
     try:
         deadline = time.monotonic() + timeout
         while True:
+            if bar is not None:
+                bar.update(1)
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited with {proc.returncode}; see {log_path}")
             try:
@@ -55,8 +64,13 @@ def local_server(
             if time.monotonic() > deadline:
                 raise TimeoutError(f"server did not become healthy in {timeout:.0f}s")
             time.sleep(1.0)
+        if bar is not None:
+            bar.close()
+            bar = None
         yield url
     finally:
+        if bar is not None:
+            bar.close()
         proc.terminate()
         try:
             proc.wait(timeout=60)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ie_service.engine.adapters import check_adapter
 from ie_service.engine.generation import Generation, PromptTooLong
 from ie_service.engine.sampling import SamplingOptions
 
@@ -16,9 +17,12 @@ class ScriptedEngine:
     max_model_len = 512
     replicas = 1
 
-    def __init__(self, reply: Callable[[str, dict | None], str] = lambda p, s: "ok") -> None:
+    def __init__(self, reply: Callable[[str, dict | None], str] = lambda p, s: "ok",
+                 adapters: dict[str, str] | None = None) -> None:
         self.reply = reply
+        self.adapters = dict(adapters or {})  # name → version, as `serve --lora` loads them
         self.calls: list[tuple[str, SamplingOptions, dict | None]] = []
+        self.adapter_calls: list[str | None] = []  # the adapter each call asked for
         self.healthy = True
 
     def render(self, instruction: str, input: str = "") -> str:
@@ -28,12 +32,15 @@ class ScriptedEngine:
         return len(text.split())
 
     async def generate(
-        self, prompt: str, options: SamplingOptions, json_schema: dict[str, Any] | None = None
+        self, prompt: str, options: SamplingOptions, json_schema: dict[str, Any] | None = None,
+        adapter: str | None = None,
     ) -> Generation:
+        check_adapter(adapter, self.adapters)
         n = self.count_tokens(prompt)
         if n + options.max_tokens > self.max_model_len:
             raise PromptTooLong(f"prompt has {n} tokens")
         self.calls.append((prompt, options, json_schema))
+        self.adapter_calls.append(adapter)
         text = self.reply(prompt, json_schema)
         return Generation(text, n, len(text.split()), "stop")
 
@@ -55,9 +62,9 @@ def slowed(engine: ScriptedEngine, delay: float) -> ScriptedEngine:
 
         original = engine.generate
 
-        async def slow(prompt, options, schema=None):
+        async def slow(prompt, options, schema=None, adapter=None):
             await asyncio.sleep(delay)
-            return await original(prompt, options, schema)
+            return await original(prompt, options, schema, adapter)
 
         engine.generate = slow
     return engine

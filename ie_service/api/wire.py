@@ -20,6 +20,8 @@ class GenerateRequest(BaseModel):
     json_schema: dict[str, Any] | None = Field(
         None, description="extension: constrain the output to this JSON schema"
     )
+    adapter: str | None = Field(None, description="extension: a LoRA adapter loaded with serve --lora "
+                                                  "NAME=PATH (see /v1/models); default: the served model")
 
     # issue 12 #2/#4/#5: size, enum/const count, depth, meta-schema, $ref targets and loops → 422
     @field_validator("json_schema")
@@ -56,6 +58,8 @@ class ModelCard(BaseModel):
     max_model_len: int
     replicas: int = Field(1, description="engine replicas (data parallel): a client keeps about "
                                          "this many times more requests in flight")
+    parent: str | None = Field(None, description="a run-time adapter's base: the served model")
+    version: str | None = Field(None, description="a run-time adapter's version (its manifest's)")
 
 
 class ModelList(BaseModel):

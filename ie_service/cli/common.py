@@ -36,6 +36,7 @@ HELP = {
     "prompt_format": "alpaca (KnowLM/ZhiXi) | ziya | raw | chat | auto | path/to/format.json",
 }
 ALIASES = {"tensor_parallel_size": ["-tp"], "data_parallel_size": ["-dp"]}
+METAVARS = {"lora": "NAME=PATH"}
 
 
 def _flag(name: str) -> str:
@@ -52,6 +53,10 @@ def _scalar(annotation: Any) -> Any:
 
 def _add_flag(group: argparse._ArgumentGroup, name: str, field: FieldInfo) -> None:
     kind, help = _scalar(field.annotation), HELP.get(name) or field.description
+    if typing.get_origin(kind) is list:  # repeatable: --lora A=... --lora B=...
+        group.add_argument(_flag(name), dest=name, action="append", default=None, help=help,
+                           metavar=METAVARS.get(name, name.upper()))
+        return
     if kind is bool:
         if field.default:
             group.add_argument(_flag("no_" + name), dest=name, action="store_false", help=help)
@@ -75,9 +80,13 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
         _add_flag(group, name, field)
 
 
+LISTS = {name for name, f in EngineConfig.model_fields.items() if typing.get_origin(_scalar(f.annotation)) is list}
+
+
 def engine_config_from(args: argparse.Namespace) -> EngineConfig:
     try:
-        return EngineConfig(**{name: getattr(args, name) for name in EngineConfig.model_fields})
+        values = {name: getattr(args, name) for name in EngineConfig.model_fields}
+        return EngineConfig(**{k: v for k, v in values.items() if v is not None or k not in LISTS})
     except ValidationError as exc:
         problems = "; ".join(f"{_flag(str(e['loc'][0]))}: {e['msg']}" for e in exc.errors())
         raise UsageError(problems) from exc
@@ -91,6 +100,9 @@ def engine_cli_args(config: EngineConfig) -> list[str]:
         if isinstance(value, bool):
             if value != field.default:
                 out.append(_flag(name if value else "no_" + name))
+        elif isinstance(value, list):
+            for item in value:
+                out += [_flag(name), str(item)]
         elif value is not None:
             out += [_flag(name), str(value)]
     return out

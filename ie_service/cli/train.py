@@ -20,10 +20,16 @@ def _fit(args: argparse.Namespace) -> int:
     return fit.run(args)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    from ..training import data, fit
+def _run(args: argparse.Namespace) -> int:
+    from ..training import loop
 
-    train = sub.add_parser("train", help="train the IE LoRA adapter (data, fit)",
+    return loop.run(args)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..training import data, fit, loop
+
+    train = sub.add_parser("train", help="train an IE LoRA adapter (data, fit, run)",
                            description="Train a LoRA adapter that teaches a model the service's own "
                                        "NER / RE / EE prompts. `train data` renders examples with the "
                                        "serving code path; `train fit` trains on them.")
@@ -36,3 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=fit.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     fit.add_arguments(f)
     f.set_defaults(func=_fit)
+    r = ops.add_parser("run", help="your annotations → adapter → base-vs-adapter table, in one command",
+                       description=loop.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    loop.add_arguments(r)
+    r.set_defaults(func=_run)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class EngineConfig(BaseModel):
@@ -47,3 +47,14 @@ class EngineConfig(BaseModel):
     enforce_eager: bool = True
     seed: int = 0
     prompt_format: str = Field("auto", description="alpaca | ziya | raw | chat | auto | FILE.json")
+    lora: list[str] = Field(default_factory=list, description=(
+        "NAME=PATH: a LoRA adapter applied at run time beside the model (repeatable); a request "
+        "picks it with \"adapter\": \"NAME\". Merged (weights merge-lora) is faster on a CPU"))
+
+    @field_validator("lora")
+    @classmethod
+    def _adapters_exist(cls, value: list[str]) -> list[str]:
+        from .adapters import parse_lora
+
+        parse_lora(value)  # one-line ValueError: a malformed, repeated or missing adapter
+        return value

@@ -38,6 +38,7 @@ class TextEngine(Protocol):
     model_name: str
     max_model_len: int
     replicas: int  # data-parallel engine replicas serving requests
+    adapters: dict[str, str]  # run-time LoRA adapters (serve --lora): name → version
 
     def replica_requests(self) -> dict[int, int]:
         """Requests finished per replica (empty with one replica)."""
@@ -48,8 +49,11 @@ class TextEngine(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     async def generate(
-        self, prompt: str, options: SamplingOptions, json_schema: dict[str, Any] | None = None
-    ) -> Generation: ...
+        self, prompt: str, options: SamplingOptions, json_schema: dict[str, Any] | None = None,
+        adapter: str | None = None,
+    ) -> Generation:
+        """``adapter``: one of :attr:`adapters` (None: the served model alone)."""
+        ...
 
     async def check_health(self) -> None: ...
 

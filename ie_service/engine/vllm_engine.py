@@ -21,6 +21,7 @@ import psutil
 
 from vllm import SamplingParams
 from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.lora.request import LoRARequest
 from vllm.exceptions import GracefulHTTPError, VLLMClientError
 from vllm.platforms import current_platform
 from vllm.sampling_params import StructuredOutputsParams
@@ -29,6 +30,7 @@ from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
 from ..request_errors import GenerationFailed, InvalidJsonSchema, InvalidRequest, QueueFull
 from ..user_errors import one_line
+from .adapters import check_adapter, lora_engine_kwargs, parse_lora
 from .config import EngineConfig
 from .embedded import resolve_embedded
 from .generation import EngineUnavailable, Generation, PromptTooLong
@@ -154,6 +156,7 @@ def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
         kwargs["max_num_batched_tokens"] = config.max_num_batched_tokens
     if config.max_num_seqs:
         kwargs["max_num_seqs"] = config.max_num_seqs
+    kwargs.update(lora_engine_kwargs(parse_lora(config.lora)))  # serve --lora: run-time adapters
     kwargs.update(memory_kwargs(config, model_path, dtype, plan, on_cpu=on_cpu, host=host, environ=environ))
     return kwargs
 
@@ -328,6 +331,9 @@ class Engine:
             config.prompt_format, config.served_model_name or model_path, self.tokenizer
         )
         self._ids = itertools.count()
+        loaded = parse_lora(config.lora)
+        self._loras = {a.name: LoRARequest(a.name, i, str(a.path)) for i, a in enumerate(loaded, 1)}
+        self.adapters = {a.name: a.version for a in loaded}
         self._schemas = GrammarCompileGuard(
             self.tokenizer, _vocab_size(llm),
             any_whitespace=not STRUCTURED_OUTPUTS["disable_any_whitespace"])
@@ -365,13 +371,16 @@ class Engine:
         prompt: str,
         options: SamplingOptions,
         json_schema: dict[str, Any] | None = None,
+        adapter: str | None = None,
     ) -> Generation:
-        """Complete an already formatted prompt; ``json_schema`` constrains the output.
+        """Complete an already formatted prompt; ``json_schema`` constrains the output;
+        ``adapter`` names a run-time LoRA adapter (``serve --lora``; unknown: 422).
 
         Input the engine refuses raises :class:`InvalidRequest` (422), a schema that is
         invalid, too big or too slow to compile :class:`InvalidJsonSchema` (422); a
         failure of this generation alone :class:`GenerationFailed` (500); a dead engine
         :class:`EngineUnavailable` (503)."""
+        check_adapter(adapter, self._loras)
         if json_schema is not None:
             await self._schemas.check(json_schema)
         ids = self._encode(prompt)
@@ -386,8 +395,9 @@ class Engine:
             raise InvalidRequest(f"invalid parameters: {one_line(exc)}") from exc
         request_id = f"ie-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
         final = None
+        lora = {"lora_request": self._loras[adapter]} if adapter else {}
         try:
-            async for output in self._llm.generate({"prompt_token_ids": ids}, params, request_id):
+            async for output in self._llm.generate({"prompt_token_ids": ids}, params, request_id, **lora):
                 final = output
         except EngineDeadError as exc:
             raise EngineUnavailable(f"engine failed: {one_line(exc) if str(exc) else 'engine core died'}") from exc

@@ -81,7 +81,9 @@ class Extractor:
         async def ask(chunk: Chunk, group: list):
             prompt = self._prompt(template, task, group, chunk.text, examples)
             schema = task.json_schema(group) if options.constrained else None
-            return await self.engine.generate(prompt, params, schema)
+            if options.adapter is None:  # the engine's own model (fakes need not know adapters)
+                return await self.engine.generate(prompt, params, schema)
+            return await self.engine.generate(prompt, params, schema, adapter=options.adapter)
 
         # count engine prompts (not HTTP requests) against the outstanding limit: 413 over the
         # per-request cap, 429 when the engine queue has no room; claimed before any is sent

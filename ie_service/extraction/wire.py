@@ -45,6 +45,8 @@ class ExtractOptions(BaseModel):
     labels_per_prompt: int | None = Field(None, ge=1, le=64,
                                           description="split large schemas; default: the task's own size")
     drop_ungrounded: bool = Field(False, description="drop spans that are not in the text")
+    adapter: str | None = Field(None, description="a LoRA adapter loaded with serve --lora NAME=PATH "
+                                                  "(see /v1/models); default: the served model alone")
     parameters: ExtractionParameters = Field(default_factory=ExtractionParameters)
 
 

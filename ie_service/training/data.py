@@ -1,9 +1,16 @@
 """Render the adapter's training examples (``ie-service train data``).
 
+From the built-in training sets (``--data-dir``, laid out like shared/data/train) or from
+your own annotations (``--from FILE``, repeatable: the gold JSONL ``eval`` reads, doccano
+JSONL, or a Label Studio JSON export; see ``training.user_data``), optionally with a share of
+the built-in sets mixed in (``--mix-builtin``).
+
 Writes ``OUT`` (JSONL, gzip when it ends in ``.gz``: train rows, and dev rows with
 ``"split": "dev"`` for the dev loss), ``<stem>.meta.json`` beside it (sources, licenses,
-md5 of every data file, counts) and, with ``--eval-dir``, each held-out dev split as gold
-JSONL for ``ie-service eval --dataset FILE``.
+md5 of every data file, counts, bad rows) and each held-out dev split as gold JSONL for
+``ie-service eval --dataset FILE`` (``--eval-dir``; with ``--from`` always, default
+``OUT``'s folder / ``eval``). Bad rows of a user file are counted and reported with their
+line numbers, then skipped, or refused with ``--strict``.
 """
 
 from __future__ import annotations
@@ -18,7 +25,18 @@ from ..weights.md5 import file_md5
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", required=True, help="folder laid out like shared/data/train")
+    p.add_argument("--data-dir", default=None, help="folder laid out like shared/data/train (the built-in "
+                                                    "sets; with --from: where --mix-builtin draws from)")
+    p.add_argument("--from", dest="from_files", action="append", default=None, metavar="FILE",
+                   help="your annotations: gold JSONL, doccano JSONL or a Label Studio JSON export (repeatable)")
+    p.add_argument("--format", default=None, choices=["gold", "doccano", "label-studio"],
+                   help="format of every --from file (default: sniffed per file)")
+    p.add_argument("--dev-share", type=float, default=0.1, help="share of --from texts held out (by hash)")
+    p.add_argument("--strict", action="store_true", help="refuse a --from file with any bad row")
+    p.add_argument("--license", default="as stated by the annotations' owner",
+                   help="license of the --from data (recorded in the manifest)")
+    p.add_argument("--mix-builtin", type=float, default=0.0, metavar="SHARE",
+                   help="with --from: this share of the training examples comes from the built-in sets")
     p.add_argument("--out", required=True, help="examples file (.jsonl or .jsonl.gz)")
     p.add_argument("--sources", default=None, help="comma-separated source names (default: all)")
     p.add_argument("--variants", type=int, default=2, help="examples per training sentence (schemas differ)")
@@ -42,8 +60,34 @@ def renderer(model: str | None, prompt_format: str):
     return resolve_format(prompt_format, path, AutoTokenizer.from_pretrained(path)).render
 
 
+def write_examples(rows: list[dict], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+    with out.open("wb") as raw:
+        if out.suffix == ".gz":  # no name or time stamp in the header: same input, same bytes
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
+                f.write(text)
+        else:
+            raw.write(text)
+
+
+def meta_path(out: Path) -> Path:
+    return out.with_name(out.name.split(".")[0] + ".meta.json")
+
+
 def run(args: argparse.Namespace) -> int:
     import random
+
+    if getattr(args, "from_files", None):
+        from .user_examples import render_user_data
+
+        summary = render_user_data(args)
+        print(json.dumps(summary, ensure_ascii=False))
+        return 0
+    if not args.data_dir:
+        from ..user_errors import UserInputError
+
+        raise UserInputError("give --from FILE (your annotations) or --data-dir DIR (the built-in sets)")
 
     from .examples import ExampleBuilder, Inventory, build_examples, dev_sets, write_gold_jsonl
     from .sources import by_name, training_splits
@@ -63,19 +107,12 @@ def run(args: argparse.Namespace) -> int:
         inv = Inventory.of(s.task, docs)
         dev_rows += [{**r, "split": "dev"} for r in builder.for_source(s, docs, inv, inv.names, rng, 1, {})]
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in train + dev_rows).encode("utf-8")
-    with out.open("wb") as raw:
-        if out.suffix == ".gz":  # no name or time stamp in the header: same input, same bytes
-            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
-                f.write(text)
-        else:
-            raw.write(text)
+    write_examples(train + dev_rows, out)
     files = {f: file_md5(root / f) for s in sources for f in s.files}
     meta = {"sources": counts, "files_md5": files, "variants": args.variants,
             "source_variants": per_source, "seed": args.seed,
             "train_examples": len(train), "dev_examples": len(dev_rows)}
-    out.with_name(out.name.split(".")[0] + ".meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1))
+    meta_path(out).write_text(json.dumps(meta, ensure_ascii=False, indent=1))
     if args.eval_dir:
         folder = Path(args.eval_dir)
         folder.mkdir(parents=True, exist_ok=True)

@@ -37,9 +37,9 @@ class Source:
     descriptions: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
-def is_dev(text: str) -> bool:
-    """Deterministic 10% split by the sentence's own hash."""
-    return int(hashlib.md5(text.encode("utf-8")).hexdigest()[:8], 16) % 1000 < DEV_SHARE * 1000
+def is_dev(text: str, share: float = DEV_SHARE) -> bool:
+    """Deterministic split by the sentence's own hash: ``share`` of all texts (10%) are dev."""
+    return int(hashlib.md5(text.encode("utf-8")).hexdigest()[:8], 16) % 1000 < share * 1000
 
 
 def _hash_split(docs: list[GoldDoc]) -> tuple[list[GoldDoc], list[GoldDoc]]:

@@ -18,7 +18,8 @@ async def generate(body: GenerateRequest, request: Request) -> GenerateResponse:
     instruction + input."""
     engine = engine_of(request)
     prompt = engine.render(body.instruction, body.input)
-    result = await cancel_on_disconnect(request, engine.generate(prompt, body.parameters, body.json_schema))
+    extra = {"adapter": body.adapter} if body.adapter is not None else {}
+    result = await cancel_on_disconnect(request, engine.generate(prompt, body.parameters, body.json_schema, **extra))
     return GenerateResponse(
         generated_text=result.text,
         num_output_tokens_cf=result.num_output_tokens,

@@ -12,6 +12,10 @@ router = APIRouter()
 
 @router.get("/v1/models", response_model=ModelList)
 async def models(request: Request) -> ModelList:
+    """The served model, then each run-time adapter (``serve --lora``) with its version."""
     engine = engine_of(request)
-    return ModelList(data=[ModelCard(id=engine.model_name, max_model_len=engine.max_model_len,
-                                     replicas=engine.replicas)])
+    cards = [ModelCard(id=engine.model_name, max_model_len=engine.max_model_len, replicas=engine.replicas)]
+    cards += [ModelCard(id=name, max_model_len=engine.max_model_len, replicas=engine.replicas,
+                        parent=engine.model_name, version=version)
+              for name, version in engine.adapters.items()]
+    return ModelList(data=cards)
