@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="stop training after N steps")
     p.add_argument("--epochs", type=float, default=3.0)
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--rank", type=int, default=16)
     p.add_argument("--mix-builtin", type=float, default=0.0, metavar="SHARE",
                    help="share of training examples from the built-in sets (keeps the general skills)")
     p.add_argument("--data-dir", default=None, help="the built-in training sets (default: shared/data/train)")
@@ -90,6 +92,7 @@ def fit_step(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         return json.loads(manifest.read_text())
     argv = ["--examples", str(out / "data" / "examples.jsonl.gz"), "--out", str(out),
             "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--seed", str(args.seed),
+            "--lr", str(args.lr), "--rank", str(args.rank), "--alpha", str(2 * args.rank),
             "--snapshots", "1"]
     for flag, value in (("--max-minutes", args.max_minutes), ("--max-steps", args.max_steps),
                         ("--model", args.model)):
