@@ -30,6 +30,7 @@ from ..weights.md5 import file_md5
 
 IGNORE = -100
 REPLAN_EVERY = 50  # steps between fits of the schedule to --max-minutes
+FIRST_PLANS = (5, 20)  # and these steps too: a slow machine may never reach step 50 in budget
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -305,7 +306,8 @@ def run(args: argparse.Namespace) -> int:
             state["tokens"] += int(mask.sum())
             state["answer_tokens"] += int((labels != IGNORE).sum())
             state["seconds"] = time.time() - t0
-            if state["step"] % REPLAN_EVERY == 0 and args.max_minutes and not args.max_steps:
+            replan = state["step"] % REPLAN_EVERY == 0 or state["step"] in FIRST_PLANS
+            if replan and args.max_minutes and not args.max_steps:
                 # fit the schedule to the budget with the step time of the last window (the
                 # first steps are slow while kernels warm up: a whole-run mean under-plans)
                 step0, sec0 = state.get("last_plan") or [0, 0.0]
@@ -315,6 +317,8 @@ def run(args: argparse.Namespace) -> int:
                 state["planned"] = max(state["step"] + 1, min(math.ceil(steps_per_epoch * args.epochs), fits))
                 bar.total = state["planned"]
                 snap_at = snapshot_steps()
+            if args.max_minutes and not args.max_steps and state["seconds"] > args.max_minutes * 60:
+                state["planned"] = state["step"]  # over budget (a slowed machine): stop here
             if state["step"] % 10 == 0:
                 state["log"].append({"step": state["step"], "loss": round(loss.item(), 4),
                                      "lr": g["lr"], "tokens": state["tokens"]})

@@ -47,6 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--serve", choices=["merged", "lora"], default="merged",
                    help="how the adapter is evaluated: merged into a folder, or applied at run time")
     p.add_argument("--eval-limit", type=int, default=None, help="first N dev documents per task")
+    p.add_argument("--dev-examples", type=int, default=32, help="examples for the dev loss (computed at "
+                                                                "the start and end of fitting)")
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="skip the steps already done in OUT")
@@ -84,30 +86,39 @@ def data_step(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     return json.loads(meta.read_text())
 
 
-def fit_step(args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    from . import fit
+def _child(argv: list[str]) -> None:
+    """Run a step in its own process: the trainer's memory goes back before servers start."""
+    import subprocess
+    import sys
 
+    from ..user_errors import UserInputError
+
+    done = subprocess.run([sys.executable, "-m", *argv])
+    if done.returncode != 0:
+        raise UserInputError(f"{argv[0]} failed (exit {done.returncode}); see the lines above")
+
+
+def fit_step(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     manifest = out / "manifest.json"
     if args.resume and manifest.is_file() and (out / "adapter" / "adapter_model.safetensors").is_file():
         return json.loads(manifest.read_text())
     argv = ["--examples", str(out / "data" / "examples.jsonl.gz"), "--out", str(out),
             "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--seed", str(args.seed),
             "--lr", str(args.lr), "--rank", str(args.rank), "--alpha", str(2 * args.rank),
-            "--snapshots", "1"]
+            "--snapshots", "1", "--dev-examples", str(args.dev_examples)]
     for flag, value in (("--max-minutes", args.max_minutes), ("--max-steps", args.max_steps),
                         ("--model", args.model)):
         if value is not None:
             argv += [flag, str(value)]
     if args.resume:
         argv.append("--resume")
-    fit.run(_parsed(fit.add_arguments, argv))
+    _child(["ie_service.training.fit", *argv])
     return json.loads(manifest.read_text())
 
 
 def merged_model(args: argparse.Namespace, out: Path) -> Path:
     """The base with the adapter merged in (made once per adapter: its md5 names the folder)."""
     from ..engine.embedded import ensure_embedded_model
-    from ..weights.lora import merge_lora
     from ..weights.md5 import file_md5
 
     adapter = out / "adapter"
@@ -116,7 +127,8 @@ def merged_model(args: argparse.Namespace, out: Path) -> Path:
         if target.parent.exists():
             shutil.rmtree(target.parent)
         base = Path(args.model) if args.model else ensure_embedded_model()
-        merge_lora(base, adapter, target, dtype="bfloat16", force=True)
+        _child(["ie_service.cli", "weights", "merge-lora", "--base", str(base), "--lora", str(adapter),
+                "--out", str(target), "--dtype", "bfloat16", "--force"])
     return target
 
 
@@ -212,7 +224,11 @@ def _support(r: dict | None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     from tqdm import tqdm
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the bars say what is happening
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
