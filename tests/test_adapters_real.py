@@ -26,8 +26,6 @@ PROMPTS = [  # the README's sentence and a few of the sort the eval sends
     ("Apple unveiled the iPhone 15 in Cupertino on Tuesday.", ["organization", "product", "location"]),
     ("@jenny can't wait for the Taylor Swift show at Madison Square Garden tonight !!",
      ["person", "location", "creative-work", "group"]),
-    ("The convolutional neural network was trained with TensorFlow at Stanford University.",
-     ["algorithm", "programming language", "university", "product"]),
 ]
 
 
