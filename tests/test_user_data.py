@@ -157,3 +157,37 @@ def test_lora_flag_is_checked_before_start(spec, needle):
     args = build_parser().parse_args(["serve", "--lora", spec])
     with pytest.raises(UsageError, match=needle):
         engine_config_from(args)
+
+
+def test_compare_table_base_vs_adapter():
+    from ie_service.training.loop import compare_table
+
+    def prf(tp, fp, fn):
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        return {"tp": tp, "fp": fp, "fn": fn, "precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
+
+    scores = {"ner": {
+        "base": {"scores": {"entities": {"micro": prf(1, 3, 9), "per_type": {"ZipCode": prf(1, 3, 9)}}}},
+        "adapter": {"scores": {"entities": {"micro": prf(8, 1, 2),
+                                            "per_type": {"ZipCode": prf(6, 1, 4), "StateName": prf(2, 0, 0)}}}}}}
+    lines = compare_table(scores).splitlines()
+    assert lines[0] == "ner entities"
+    zip_row = next(line for line in lines if line.startswith("ZipCode"))
+    assert zip_row.split()[1:4] == ["0.250", "0.100", "0.143"] and zip_row.split()[4:7] == ["0.857", "0.600", "0.706"]
+    state = next(line for line in lines if line.startswith("StateName"))
+    assert state.split()[1:4] == ["-", "-", "-"]  # the base never predicted or missed it
+    assert lines[-1].startswith("micro") and lines[-1].split()[-1] == "10"
+
+
+def test_train_run_data_step_resumes_only_for_the_same_input(tmp_path):
+    from ie_service.training import loop
+
+    parser = __import__("argparse").ArgumentParser()
+    loop.add_arguments(parser)
+    args = parser.parse_args(["--from", str(DATA), "--out", str(tmp_path), "--model", _base(), "--resume"])
+    first = loop.data_step(args, tmp_path)
+    assert first["from"][0]["used"] == 390 and (tmp_path / "data" / "eval" / "ner-dev.jsonl").is_file()
+    stamp = (tmp_path / "data" / "examples.jsonl.gz").stat().st_mtime_ns
+    assert loop.data_step(args, tmp_path) == first  # same file: not rendered again
+    assert (tmp_path / "data" / "examples.jsonl.gz").stat().st_mtime_ns == stamp
