@@ -11,21 +11,17 @@ import os
 import re
 import shutil
 import subprocess
-import threading
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlencode
 
-import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from fakes import ScriptedEngine
 from ie_service.api.app import create_app
 from ie_service.api.settings import ServiceSettings
-from ie_service.local_server import free_port
+from live_app import serve_app
 
 STATIC = Path(__file__).resolve().parent.parent / "ie_service" / "api" / "static"
 README_SENTENCE = "Barack Obama met Angela Merkel in Berlin."
@@ -124,20 +120,8 @@ def scripted_url():
         return json.dumps({"person": [h for h in HOSTILE if h in prompt or json.dumps(h)[1:-1] in prompt],
                            "location": ["Berlin"] if "Berlin" in prompt else []})
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(lambda: ScriptedEngine(reply)), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    yield url
-    server.should_exit = True
-    thread.join(10)
+    with serve_app(create_app(lambda: ScriptedEngine(reply))) as url:
+        yield url
 
 
 def test_hostile_text_and_output_stay_text(chromium, tmp_path, scripted_url):

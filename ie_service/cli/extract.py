@@ -135,7 +135,7 @@ async def _run_file(url: str, args: argparse.Namespace, schema: Any, texts: list
                         if _fatal(exc):
                             raise UserInputError(one_line(exc)) from None
                         counts["failed"] += 1
-                        bar.write(f"{text_id}: {one_line(exc)} (not written; a rerun retries it)")
+                        bar.write(f"{text_id}: {one_line(exc)} (not written; a rerun retries it)", file=sys.stderr)
                         bar.update()
                         return
                 records = _records(args.task, result)
