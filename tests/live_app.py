@@ -34,3 +34,14 @@ def serve_app(app, headers: dict[str, str] | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def record_answer(name: str, value: object) -> None:
+    """With ``IE_DOCS_ANSWERS=FILE`` set, keep a real answer a test got (docs quote them)."""
+    import json
+    import os
+
+    path = os.environ.get("IE_DOCS_ANSWERS")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"name": name, "value": value}, ensure_ascii=False, default=str) + "\n")

@@ -11,6 +11,7 @@ import pytest
 from ie_service.cli import main
 from ie_service.client import AsyncIEClient, IEClient, IEStatusError
 from ie_service.extraction.records import Entity
+from live_app import record_answer
 
 pytestmark = pytest.mark.engine
 
@@ -25,13 +26,16 @@ def test_client_answers_typed_records(server_url):
         berlin = next(e for e in result.entities if e.text == "Berlin")
         assert isinstance(berlin, Entity) and (berlin.type, berlin.start, berlin.end) == ("location", 34, 40)
         assert result.template == "ner-en-schema@1" and result.stats.prompts == 1
+        record_answer("client_ner", result.model_dump())
         texts = [README_SENTENCE, "Microsoft was founded by Bill Gates."]
         batch = ie.re(texts, ["founded by"], language="en")
         assert len(batch) == 2 and all(hasattr(r, "triples") for r in batch)
+        record_answer("client_re_batch", [r.model_dump() for r in batch])
         assert ie.generate("What is the capital of France?", temperature=0, max_tokens=12).generated_text
         with pytest.raises(IEStatusError) as bad:
             ie.ner(README_SENTENCE, ["person"], template="no-such-template")
         assert bad.value.status == 422 and "unknown template" in bad.value.message
+        record_answer("client_error", str(bad.value))
 
 
 def test_async_client_runs_concurrently(server_url):
@@ -46,7 +50,9 @@ def test_async_client_runs_concurrently(server_url):
 def test_extract_command(server_url, capsys, tmp_path):
     assert main(["extract", "--task", "ner", "--schema", "person,location", "--language", "en",
                  "--url", server_url, README_SENTENCE]) == 0
-    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    printed = capsys.readouterr().out
+    record_answer("extract_cli", printed)
+    records = [json.loads(line) for line in printed.splitlines()]
     assert {"text": "Berlin", "start": 34, "end": 40, "grounded": True, "type": "location"} in records
     src = tmp_path / "texts.txt"
     src.write_text(f"{README_SENTENCE}\nMicrosoft was founded by Bill Gates.\n", encoding="utf-8")
@@ -55,6 +61,7 @@ def test_extract_command(server_url, capsys, tmp_path):
             "--url", server_url]
     assert main(argv) == 0
     assert sorted(json.loads(line)["id"] for line in out.read_text().splitlines()) == ["1", "2"]
+    record_answer("extract_cli_file", out.read_text())
     capsys.readouterr()
     assert main(argv) == 0  # resumed: nothing left to do
     assert json.loads(capsys.readouterr().err.strip().splitlines()[-1])["skipped"] == 2

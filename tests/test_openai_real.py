@@ -10,6 +10,8 @@ import httpx
 import jsonschema
 import pytest
 
+from live_app import record_answer
+
 openai = pytest.importorskip("openai")
 
 pytestmark = pytest.mark.engine
@@ -45,6 +47,7 @@ def test_chat_answers_and_its_stream_reassembles_to_it(client, model):
     pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
     assert len([p for p in pieces if p]) > 1  # really streamed, not one chunk
     assert "".join(pieces) == text
+    record_answer("openai_chat", answer.model_dump())
 
 
 def test_completion_with_stop_and_logprobs(client, model):
@@ -54,6 +57,7 @@ def test_completion_with_stop_and_logprobs(client, model):
     assert len(choice.logprobs.tokens) >= 1 and all(len(t) <= 2 for t in choice.logprobs.top_logprobs)
     stream = client.completions.create(model=model, prompt="1, 2, 3, 4,", stop=[","], stream=True, **GREEDY)
     assert "".join(c.choices[0].text for c in stream if c.choices) == choice.text
+    record_answer("openai_completion", answer.model_dump())
 
 
 def test_json_schema_response_parses(client, model):
@@ -64,12 +68,14 @@ def test_json_schema_response_parses(client, model):
         response_format={"type": "json_schema", "json_schema": {"name": "place", "schema": schema}},
         temperature=0.0, max_tokens=64)
     jsonschema.validate(json.loads(answer.choices[0].message.content), schema)
+    record_answer("openai_json_schema", answer.choices[0].message.content)
 
 
 def test_bad_requests_are_4xx_with_a_message(client, model, server_url):
     with pytest.raises(openai.BadRequestError) as bad:
         client.chat.completions.create(model=model, messages=QUESTION, temperature=-1)
     assert "temperature" in str(bad.value)
+    record_answer("openai_bad_request", str(bad.value))
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="no-such-model", messages=QUESTION, max_tokens=4)
     with pytest.raises(openai.BadRequestError):  # a schema over our compile bounds, before the engine
