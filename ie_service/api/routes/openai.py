@@ -39,7 +39,7 @@ def openai_error(message: str, status: int = 400) -> JSONResponse:
 async def _serve(request: Request, kind: str) -> Response:
     openai = getattr(engine_of(request), "openai", None)
     if openai is None:
-        return openai_error("this engine has no OpenAI-compatible API", 501)
+        return openai_error("this engine has no OpenAI-compatible API", 404)
     try:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError) as exc:
@@ -47,7 +47,7 @@ async def _serve(request: Request, kind: str) -> Response:
     n = body.get("n") if isinstance(body, dict) else None
     choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
     api: OpenAIAPI = openai()
-    async with reserve_prompts(choices - 1):  # the guard admitted the first
+    async with reserve_prompts(choices):  # one prompt per choice (the guard's slot is the first)
         answer = getattr(api, kind)(body, request)
         if isinstance(body, dict) and body.get("stream"):
             response = await answer  # the stream itself watches its client
