@@ -17,7 +17,6 @@ import json
 import logging
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
