@@ -97,7 +97,7 @@ async def _build(url: str, docs: list[Document], request: dict[str, Any], out: P
     bar = tqdm(total=total, initial=total - len(docs), desc="kg build", unit="doc")
     out.parent.mkdir(parents=True, exist_ok=True)
     # the client retries 429/503 (Retry-After) and connection failures, bounded
-    async with AsyncIEClient(url, api_key=api_key, timeout=900) as client:
+    async with AsyncIEClient(url, api_key=api_key, timeout=900, max_connections=concurrency) as client:
         with out.open("a", encoding="utf-8") as sink:
             async def one(doc: Document) -> None:
                 async with sem:
