@@ -40,6 +40,9 @@ def local_server(
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     port = free_port()
+    args = list(extra_args)
+    key = args[args.index("--api-key") + 1] if "--api-key" in args[:-1] else None
+    headers = {"authorization": f"Bearer {key}"} if key else None
     cmd = [sys.executable, "-m", "ie_service.cli", "serve", "--port", str(port), *extra_args]
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
@@ -57,7 +60,7 @@ def local_server(
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited with {proc.returncode}; see {log_path}")
             try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                if httpx.get(f"{url}/health", headers=headers, timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass

@@ -20,6 +20,9 @@ from .metrics import Metrics
 from .settings import ServiceSettings
 
 access_log = logging.getLogger("ie_service.access")
+# the playground page and its assets carry no data and ask for the key themselves: they load
+# without one (GET only); every other route needs it
+PUBLIC_PATHS = frozenset({"/", "/playground.js", "/playground.css"})
 
 
 async def _reply(send: Send, status: int, error: str, headers: dict[str, str] | None = None) -> None:
@@ -38,6 +41,8 @@ class Guard:
 
     def _authorized(self, scope: Scope) -> bool:
         if not self.settings.api_keys:
+            return True
+        if scope["path"] in PUBLIC_PATHS and scope.get("method") in ("GET", "HEAD"):
             return True
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"x-api-key", b"").decode("latin-1")

@@ -6,13 +6,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from ..extraction.tasks import TASKS
 
-OTHER_PATHS = ("/health", "/is_ready", "/v1/models", "/metrics", "/docs", "/openapi.json")
+OTHER_PATHS = ("/health", "/is_ready", "/v1/models", "/metrics", "/docs", "/openapi.json", "/templates",
+               "/", "/playground.js", "/playground.css")
+OPENAI_PATHS = ("/v1/chat/completions", "/v1/completions")
 
 
 def engine_paths() -> tuple[str, ...]:
-    """Routes that reach the engine (admission and timeouts apply): ``/generate`` and the
-    extraction routes of every registered task."""
-    return ("/generate", *(f"/extract/{name}{suffix}" for name in TASKS for suffix in ("", "/batch")))
+    """Routes that reach the engine (admission and timeouts apply): ``/generate``, the
+    extraction routes of every registered task and the OpenAI routes."""
+    return ("/generate", *(f"/extract/{name}{suffix}" for name in TASKS for suffix in ("", "/batch")),
+            *OPENAI_PATHS)
 
 
 class Metrics:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -51,9 +52,15 @@ class HealthResponse(BaseModel):
     model: str
 
 
+STARTED = int(time.time())
+
+
 class ModelCard(BaseModel):
+    """OpenAI's model object (``id``, ``object``, ``created``, ``owned_by``) and our fields."""
+
     id: str
     object: str = "model"
+    created: int = Field(STARTED, description="when this service started (Unix seconds)")
     owned_by: str = "ie-service"
     max_model_len: int
     replicas: int = Field(1, description="engine replicas (data parallel): a client keeps about "

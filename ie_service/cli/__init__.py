@@ -12,10 +12,10 @@ import sys
 
 from ..user_errors import EXIT_USAGE, UserInputError, one_line
 from . import eval as eval_command
-from . import kg, serve, train, weights
+from . import extract, kg, serve, train, weights
 from .common import UsageError
 
-COMMANDS = (serve, weights, eval_command, kg, train)
+COMMANDS = (serve, weights, eval_command, kg, train, extract)
 
 
 def build_parser() -> argparse.ArgumentParser:

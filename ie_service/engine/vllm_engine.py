@@ -337,6 +337,7 @@ class Engine:
         self._schemas = GrammarCompileGuard(
             self.tokenizer, _vocab_size(llm),
             any_whitespace=not STRUCTURED_OUTPUTS["disable_any_whitespace"])
+        self._openai: Any = None
 
     @classmethod
     def start(cls, config: EngineConfig) -> "Engine":
@@ -426,6 +427,15 @@ class Engine:
             num_output_tokens=len(completion.token_ids),
             finish_reason=completion.finish_reason,
         )
+
+    def openai(self) -> Any:
+        """The OpenAI-compatible API over this engine (vLLM's serving layer, built on first
+        use): ``await .chat(body, request)`` / ``.completion(...)`` answer a Starlette response."""
+        if self._openai is None:
+            from .openai_serving import OpenAIServing
+
+            self._openai = OpenAIServing(self._llm, self.model_name, self.model_path, self._schemas)
+        return self._openai
 
     async def check_health(self) -> None:
         """Raise if the engine core is dead."""

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
+from ..client import AsyncIEClient, IEStatusError
 from ..extraction.tasks import TASKS
 from ..gold import GoldDoc
 from .scoring import Scorer
@@ -27,19 +28,21 @@ async def _predict(url: str, task: str, docs: list[GoldDoc], body: dict[str, Any
         done = {json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines() if line.strip()}
     todo = [d for d in docs if d.id not in done]
     sem = asyncio.Semaphore(concurrency)
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     bar = tqdm(total=len(docs), initial=len(docs) - len(todo), desc=f"eval {task}", unit="doc")
     with out.open("a", encoding="utf-8") as sink:
-        async with httpx.AsyncClient(timeout=600, headers=headers, transport=transport) as client:
+        async with AsyncIEClient(url, api_key=api_key, timeout=600, transport=transport) as client:
             async def one(doc: GoldDoc) -> None:
                 async with sem:
                     t = time.perf_counter()
-                    r = await client.post(f"{url}/extract/{task}", json={**body, "text": doc.text})
+                    try:
+                        res = (await client.extract(task, doc.text, **body)).model_dump()
+                        error = None
+                    except IEStatusError as exc:
+                        error = f"{exc.status}: {exc.message[:300]}"
                     seconds = time.perf_counter() - t
-                if r.status_code != 200:
-                    record = {"id": doc.id, "error": f"{r.status_code}: {r.text[:300]}", "seconds": seconds}
+                if error is not None:
+                    record = {"id": doc.id, "error": error, "seconds": seconds}
                 else:
-                    res = r.json()
                     record = {"id": doc.id, "pred": TASKS[task].predicted_tuples(res), "stats": res["stats"],
                               "template": res.get("template"), "seconds": seconds}
                 sink.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 from pydantic import BaseModel
 from tqdm import tqdm
 
+from ..client import AsyncIEClient, IEClient, IEConnectionError, IEError, IEStatusError
 from ..user_errors import BadInputFile, UserInputError
 
 
@@ -91,36 +91,34 @@ def done_ids(out: Path) -> set[str]:
 
 
 async def _build(url: str, docs: list[Document], request: dict[str, Any], out: Path,
-                 concurrency: int, headers: dict[str, str], total: int) -> dict[str, int]:
+                 concurrency: int, api_key: str | None, total: int) -> dict[str, int]:
     sem = asyncio.Semaphore(concurrency)
     counts = {"docs": 0, "triples": 0, "failed": 0}
     bar = tqdm(total=total, initial=total - len(docs), desc="kg build", unit="doc")
     out.parent.mkdir(parents=True, exist_ok=True)
-    async with httpx.AsyncClient(timeout=900, headers=headers) as client:
+    # the client retries 429/503 (Retry-After) and connection failures, bounded
+    async with AsyncIEClient(url, api_key=api_key, timeout=900, max_connections=concurrency) as client:
         with out.open("a", encoding="utf-8") as sink:
             async def one(doc: Document) -> None:
                 async with sem:
                     try:
-                        for attempt in range(5):
-                            r = await client.post(f"{url}/extract/re", json={**request, "text": doc.text})
-                            if r.status_code not in (429, 503):
-                                break
-                            await asyncio.sleep(min(2 ** attempt, 10))  # busy server: back off, keep the doc
-                    except httpx.TransportError as exc:
+                        result = await client.re(doc.text, **request)
+                    except IEConnectionError as exc:
                         counts["failed"] += 1
-                        bar.write(f"{doc.id}: {exc!r} (not written; a rerun retries it)")
+                        bar.write(f"{doc.id}: {exc} (not written; a rerun retries it)")
                         bar.update()
                         return
-                if r.status_code != 200:
-                    counts["failed"] += 1
-                    bar.write(f"{doc.id}: HTTP {r.status_code}: {r.text[:200]}")
-                else:
-                    body = r.json()
-                    sink.write(json.dumps({"doc_id": doc.id, "triples": body["triples"],
-                                           "warnings": body["warnings"]}, ensure_ascii=False) + "\n")
-                    sink.flush()
-                    counts["docs"] += 1
-                    counts["triples"] += len(body["triples"])
+                    except IEStatusError as exc:
+                        counts["failed"] += 1
+                        bar.write(f"{doc.id}: HTTP {exc.status}: {exc.message[:200]}")
+                        bar.update()
+                        return
+                body = result.model_dump()
+                sink.write(json.dumps({"doc_id": doc.id, "triples": body["triples"],
+                                       "warnings": body["warnings"]}, ensure_ascii=False) + "\n")
+                sink.flush()
+                counts["docs"] += 1
+                counts["triples"] += len(body["triples"])
                 bar.update()
 
             await asyncio.gather(*(one(d) for d in docs))
@@ -133,13 +131,13 @@ async def _build(url: str, docs: list[Document], request: dict[str, Any], out: P
 PER_REPLICA = 16
 
 
-def service_replicas(url: str, headers: dict[str, str] | None = None) -> int:
+def service_replicas(url: str, api_key: str | None = None) -> int:
     """Engine replicas behind ``url`` (``replicas`` of ``GET /v1/models``; 1 for a service
     that does not say, such as another KnowLM-compatible server)."""
     try:
-        r = httpx.get(f"{url.rstrip('/')}/v1/models", headers=headers, timeout=30)
-        replicas = r.json()["data"][0].get("replicas", 1) if r.status_code == 200 else 1
-    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+        with IEClient(url, api_key=api_key, timeout=30, retries=1) as client:
+            replicas = client.request("GET", "/v1/models")["data"][0].get("replicas", 1)
+    except (IEError, ValueError, KeyError, IndexError, TypeError, AttributeError):
         return 1
     return replicas if isinstance(replicas, int) and replicas >= 1 else 1
 
@@ -158,10 +156,9 @@ def build(url: str, documents: list[Document], request: dict[str, Any], out: Pat
         raise UserInputError(f"document ids are not unique ({twice!r} occurs more than once); "
                              "resuming needs unique ids")
     todo = [d for d in documents if d.id not in seen]
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     if concurrency is None:
-        concurrency = PER_REPLICA * service_replicas(url, headers)
-    counts = asyncio.run(_build(url.rstrip("/"), todo, request, out, concurrency, headers, len(documents)))
+        concurrency = PER_REPLICA * service_replicas(url, api_key)
+    counts = asyncio.run(_build(url.rstrip("/"), todo, request, out, concurrency, api_key, len(documents)))
     counts["skipped"] = len(documents) - len(todo)
     counts["concurrency"] = concurrency
     return counts

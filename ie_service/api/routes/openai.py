@@ -1,0 +1,82 @@
+"""``POST /v1/chat/completions`` and ``POST /v1/completions``: the OpenAI API on the same
+engine, answered by vLLM's serving layer (``engine.openai()``; no vllm import here).
+
+The guard in front applies as to every engine route (API keys, body size, the outstanding
+limit, the timeout, metrics); a request asking for ``n`` choices claims ``n`` engine prompts.
+A non-streamed request is aborted when its client goes away; a stream stops with its client
+(Starlette stops the generator, which aborts the vLLM request)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from ...admission import reserve_prompts
+from ..disconnect import cancel_on_disconnect
+from ..state import engine_of, metrics_of
+
+router = APIRouter(tags=["openai"])
+
+
+class OpenAIAPI(Protocol):
+    """What ``engine.openai()`` returns."""
+
+    async def chat(self, body: Any, raw_request: Request) -> Response: ...
+
+    async def completion(self, body: Any, raw_request: Request) -> Response: ...
+
+
+def openai_error(message: str, status: int = 400) -> JSONResponse:
+    """OpenAI's error shape (what the ``openai`` package reads)."""
+    kind = {400: "BadRequestError", 404: "NotFoundError", 501: "NotImplementedError"}.get(status, "Error")
+    return JSONResponse({"error": {"message": message, "type": kind, "code": status, "param": None}},
+                        status_code=status)
+
+
+async def _serve(request: Request, kind: str) -> Response:
+    openai = getattr(engine_of(request), "openai", None)
+    if openai is None:
+        return openai_error("this engine has no OpenAI-compatible API", 404)
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError) as exc:
+        return openai_error(f"the request body is not JSON: {exc}")
+    n = body.get("n") if isinstance(body, dict) else None
+    choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+    api: OpenAIAPI = openai()
+    async with reserve_prompts(choices):  # one prompt per choice (the guard's slot is the first)
+        answer = getattr(api, kind)(body, request)
+        if isinstance(body, dict) and body.get("stream"):
+            response = await answer  # the stream itself watches its client
+        else:
+            response = await cancel_on_disconnect(request, answer)
+    _count_tokens(request, response)
+    return response
+
+
+def _count_tokens(request: Request, response: Response) -> None:
+    if response.status_code != 200 or not isinstance(response, JSONResponse):
+        return
+    try:
+        tokens = json.loads(response.body)["usage"]["completion_tokens"]
+    except (ValueError, KeyError, TypeError):
+        return
+    if isinstance(tokens, int):
+        metrics_of(request).output_tokens.labels("openai").inc(tokens)
+
+
+@router.post("/v1/chat/completions", summary="OpenAI chat completions (vLLM's serving layer)")
+async def chat_completions(request: Request) -> Response:
+    """An OpenAI ``ChatCompletionRequest``: ``messages``, ``stream``, ``response_format``
+    (``json_schema``), ``stop``, ``seed``, ``logprobs``, ... as vLLM accepts them."""
+    return await _serve(request, "chat")
+
+
+@router.post("/v1/completions", summary="OpenAI completions (vLLM's serving layer)")
+async def completions(request: Request) -> Response:
+    """An OpenAI ``CompletionRequest``: ``prompt``, ``stream``, ``response_format``, ``stop``,
+    ``seed``, ``logprobs``, ... as vLLM accepts them."""
+    return await _serve(request, "completion")

@@ -1,0 +1,389 @@
+// ie-service playground. Every piece of data reaches the DOM through textContent (no HTML
+// parsing of data); the page is served under a CSP that allows only this script and its stylesheet.
+// A URL fragment presets the form: #task=ner&schema=person,location&text=...&run=1
+"use strict";
+
+const PALETTE = ["#8ecae6", "#ffb703", "#90be6d", "#f4a3c1", "#c3a6ff", "#f9844a", "#4cc9f0", "#e9c46a",
+                 "#a8dadc", "#ff8fa3"];
+const KEY_STORE = "ie-service-api-key";
+const PRESETS = {
+  ner: {
+    English: {schema: ["person", "location", "organization"], text: "Barack Obama met Angela Merkel in Berlin."},
+    中文: {schema: ["人物", "地点", "组织机构"], text: "马云在杭州创立了阿里巴巴。"},
+  },
+  re: {
+    English: {schema: [{relation: "founded by", head_type: "organization", tail_type: "person"},
+                       {relation: "headquartered in", head_type: "organization", tail_type: "location"}],
+              text: "Microsoft was founded by Bill Gates. Microsoft is headquartered in Redmond."},
+    中文: {schema: ["创始人", "总部地点"], text: "阿里巴巴由马云创立，总部位于杭州。"},
+  },
+  ee: {
+    English: {schema: {acquisition: ["acquirer", "acquired company", "time"]},
+              text: "Google acquired YouTube in 2006."},
+    中文: {schema: {"质押": ["质押方", "质押物", "质权方"]},
+           text: "2019年，张三将其持有的500万股公司股份质押给了招商银行。"},
+  },
+  generate: {
+    English: {text: "What is the capital of France?"},
+    中文: {text: "中国的首都是哪里？"},
+  },
+};
+const HINTS = {
+  ner: 'labels: person, location  ·  ["person", ...]  ·  {"person": "description"}',
+  re: 'relations: founded by, located in  ·  [{"relation", "head_type", "tail_type"}]',
+  ee: '{"event type": ["role", ...]}  ·  [{"event_type", "arguments": [...]}]',
+};
+
+const $ = (id) => document.getElementById(id);
+const state = {task: "ner", templates: [], colors: new Map(), last: null};
+
+function el(tag, text, cls) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (cls) node.className = cls;
+  return node;
+}
+
+function clear(node) {
+  while (node.firstChild) node.removeChild(node.firstChild);
+}
+
+function colorOf(type) {
+  const key = type == null ? "(untyped)" : String(type);
+  if (!state.colors.has(key)) state.colors.set(key, PALETTE[state.colors.size % PALETTE.length]);
+  return state.colors.get(key);
+}
+
+function apiKey() {
+  return $("api-key").value.trim();
+}
+
+function headers() {
+  const h = {"content-type": "application/json"};
+  if (apiKey()) h.authorization = "Bearer " + apiKey();
+  return h;
+}
+
+async function call(method, path, body) {
+  const response = await fetch(path, {method, headers: headers(), body: body === undefined ? undefined
+    : JSON.stringify(body)});
+  let data = null;
+  try { data = await response.json(); } catch (e) { data = null; }
+  if (!response.ok) {
+    let message = data && data.error;
+    if (message && typeof message === "object") message = message.message;
+    throw new Error("HTTP " + response.status + ": " + (message || response.statusText));
+  }
+  return data;
+}
+
+// --- the form ------------------------------------------------------------------------------
+
+function parseSchema(raw, task) {
+  const text = raw.trim();
+  if (!text) throw new Error("the schema is empty");
+  if (text[0] === "[" || text[0] === "{") {
+    try { return JSON.parse(text); } catch (e) { throw new Error("the schema is not valid JSON: " + e.message); }
+  }
+  if (task === "ee") throw new Error('an EE schema is JSON: {"event type": ["role", ...]}');
+  return text.split(/[,，\n]/).map((s) => s.trim()).filter(Boolean);
+}
+
+function schemaText(schema) {
+  if (Array.isArray(schema) && schema.every((s) => typeof s === "string")) return schema.join(", ");
+  return JSON.stringify(schema, null, 1);
+}
+
+function request() {
+  const task = state.task;
+  const parameters = {max_tokens: Number($("max-tokens").value), temperature: Number($("temperature").value)};
+  if (task === "generate") {
+    return {path: "/generate", body: {instruction: $("text").value, input: $("gen-input").value, parameters}};
+  }
+  const body = {text: $("text").value, schema: parseSchema($("schema").value, task),
+                language: $("language").value, constrained: $("constrained").checked, parameters};
+  if ($("template").value) body.template = $("template").value;
+  return {path: "/extract/" + task, body};
+}
+
+function fillTemplates() {
+  const select = $("template");
+  const keep = select.value;
+  clear(select);
+  select.appendChild(new Option("default", ""));
+  for (const t of state.templates.filter((t) => t.task === state.task)) {
+    select.appendChild(new Option(t.ref + " (" + t.language + ", " + t.style + ")", t.ref));
+  }
+  select.value = [...select.options].some((o) => o.value === keep) ? keep : "";
+}
+
+function applyPreset(name) {
+  const preset = (PRESETS[state.task] || {})[name];
+  if (!preset) return;
+  $("text").value = preset.text;
+  if (preset.schema) $("schema").value = schemaText(preset.schema);
+  $("language").value = name === "中文" ? "zh" : "en";
+}
+
+function selectTask(task, preset = true) {
+  state.task = task;
+  for (const b of document.querySelectorAll("#tabs button")) {
+    b.setAttribute("aria-selected", String(b.dataset.task === task));
+  }
+  const gen = task === "generate";
+  $("generate-only").hidden = !gen;
+  $("extract-only").hidden = gen;
+  $("text-label").textContent = gen ? "Instruction" : "Text";
+  $("schema-hint").textContent = HINTS[task] || "";
+  $("max-tokens").value = gen ? 64 : 384;
+  const select = $("preset");
+  clear(select);
+  for (const name of Object.keys(PRESETS[task])) select.appendChild(new Option(name, name));
+  fillTemplates();
+  if (preset) applyPreset(select.value);
+}
+
+// --- results -------------------------------------------------------------------------------
+
+function spansOf(task, data) {
+  const spans = [];
+  const add = (span, type, label) => {
+    if (span && span.grounded && Number.isInteger(span.start) && Number.isInteger(span.end)) {
+      spans.push({start: span.start, end: span.end, type, label, grounded: span.grounded});
+    }
+  };
+  if (task === "ner") for (const e of data.entities || []) add(e, e.type, e.type);
+  if (task === "re") {
+    for (const t of data.triples || []) {
+      add(t.head, t.head.type || "head", (t.head.type || "head") + " · head of " + t.relation);
+      add(t.tail, t.tail.type || "tail", (t.tail.type || "tail") + " · tail of " + t.relation);
+    }
+  }
+  if (task === "ee") {
+    for (const ev of data.events || []) {
+      add(ev.trigger, ev.type, ev.type + " · trigger");
+      for (const a of ev.arguments || []) add(a, a.role, a.role + " · " + ev.type);
+    }
+  }
+  spans.sort((a, b) => a.start - b.start || b.end - a.end);
+  return spans;
+}
+
+function ungroundedOf(task, data) {
+  const out = [];
+  const check = (span, type) => { if (span && !span.grounded) out.push(type + ": " + span.text); };
+  for (const e of data.entities || []) check(e, e.type);
+  for (const t of data.triples || []) { check(t.head, "head"); check(t.tail, "tail"); }
+  for (const ev of data.events || []) {
+    check(ev.trigger, ev.type);
+    for (const a of ev.arguments || []) check(a, a.role);
+  }
+  return out;
+}
+
+function renderHighlight(text, spans) {
+  const box = $("highlight");
+  clear(box);
+  let at = 0;
+  for (const s of spans) {
+    if (s.start < at || s.end > text.length) continue;  // overlaps an earlier span: tables show it
+    if (s.start > at) box.appendChild(document.createTextNode(text.slice(at, s.start)));
+    const mark = el("mark", text.slice(s.start, s.end), "span");
+    mark.style.backgroundColor = colorOf(s.type);
+    mark.dataset.type = String(s.type);
+    mark.dataset.start = String(s.start);
+    mark.dataset.end = String(s.end);
+    mark.title = s.label + "\n[" + s.start + ", " + s.end + ")  grounded: " + s.grounded;
+    box.appendChild(mark);
+    at = s.end;
+  }
+  if (at < text.length) box.appendChild(document.createTextNode(text.slice(at)));
+}
+
+function renderLegend(spans) {
+  const legend = $("legend");
+  clear(legend);
+  const types = [...new Set(spans.map((s) => String(s.type)))];
+  for (const type of types) {
+    const item = el("span", null, "legend-item");
+    const swatch = el("span", null, "swatch");
+    swatch.style.backgroundColor = colorOf(type);
+    item.appendChild(swatch);
+    item.appendChild(document.createTextNode(type));
+    legend.appendChild(item);
+  }
+}
+
+function entityCell(entity) {
+  const td = el("td");
+  td.appendChild(el("span", entity.text, entity.grounded ? "" : "ungrounded"));
+  if (entity.type) td.appendChild(el("span", " " + entity.type, "type"));
+  td.title = entity.grounded ? "[" + entity.start + ", " + entity.end + ")" : "not found in the text";
+  return td;
+}
+
+function renderTriples(triples) {
+  const table = $("triples");
+  const body = table.tBodies[0];
+  clear(body);
+  table.hidden = !triples;
+  for (const t of triples || []) {
+    const row = el("tr");
+    row.appendChild(entityCell(t.head));
+    row.appendChild(el("td", t.relation, "relation"));
+    row.appendChild(entityCell(t.tail));
+    body.appendChild(row);
+  }
+  if (triples && !triples.length) {
+    const row = el("tr");
+    const td = el("td", "no triples");
+    td.colSpan = 3;
+    row.appendChild(td);
+    body.appendChild(row);
+  }
+}
+
+function renderEvents(events) {
+  const box = $("events");
+  clear(box);
+  for (const ev of events || []) {
+    const card = el("div", null, "event");
+    const title = el("h3", ev.type);
+    title.style.borderColor = colorOf(ev.type);
+    card.appendChild(title);
+    const dl = el("dl");
+    dl.appendChild(el("dt", "trigger"));
+    dl.appendChild(el("dd", ev.trigger ? ev.trigger.text : "—"));
+    for (const a of ev.arguments || []) {
+      dl.appendChild(el("dt", a.role));
+      dl.appendChild(el("dd", a.text, a.grounded ? "" : "ungrounded"));
+    }
+    card.appendChild(dl);
+    box.appendChild(card);
+  }
+  if (events && !events.length) box.appendChild(el("p", "no events"));
+}
+
+function renderResult(task, text, data) {
+  state.colors = new Map();
+  state.last = data;
+  $("raw").textContent = JSON.stringify(data, null, 2);
+  const warnings = $("warnings");
+  clear(warnings);
+  if (task === "generate") {
+    clear($("highlight"));
+    clear($("legend"));
+    renderTriples(null);
+    renderEvents(null);
+    $("generated").hidden = false;
+    $("generated").textContent = data.generated_text;
+    $("stats").textContent = data.num_output_tokens_cf + " tokens · finish: " + data.finish_reason;
+    return;
+  }
+  $("generated").hidden = true;
+  const spans = spansOf(task, data);
+  renderHighlight(text, spans);
+  renderLegend(spans);
+  renderTriples(task === "re" ? data.triples || [] : null);
+  renderEvents(task === "ee" ? data.events || [] : null);
+  for (const w of data.warnings || []) warnings.appendChild(el("li", w));
+  for (const u of ungroundedOf(task, data)) warnings.appendChild(el("li", "not in the text: " + u));
+  const s = data.stats || {};
+  $("stats").textContent = "template " + data.template + " · language " + data.language + " · " +
+    ["prompts", "chunks", "output_tokens", "truncated", "unparseable", "ungrounded"]
+      .map((k) => k + " " + (s[k] ?? 0)).join(" · ");
+  if (data.raw_output) $("raw").textContent = data.raw_output.join("\n---\n") + "\n\n" + JSON.stringify(data, null, 2);
+}
+
+async function run() {
+  $("error").textContent = "";
+  let req;
+  try {
+    req = request();
+  } catch (e) {
+    $("error").textContent = e.message;
+    document.body.dataset.status = "error";
+    return;
+  }
+  const task = state.task;
+  const text = $("text").value;
+  document.body.dataset.status = "running";
+  $("status").textContent = "running…";
+  const started = performance.now();
+  try {
+    const data = await call("POST", req.path, req.body);
+    renderResult(task, text, data);
+    $("status").textContent = "done in " + ((performance.now() - started) / 1000).toFixed(1) + " s";
+    document.body.dataset.status = "done";
+  } catch (e) {
+    $("status").textContent = "";
+    $("error").textContent = e.message;
+    document.body.dataset.status = "error";
+  }
+}
+
+function shellQuote(s) {
+  return "'" + s.replace(/'/g, "'\\''") + "'";
+}
+
+function curlCommand() {
+  const req = request();
+  const parts = ["curl -s " + shellQuote(location.origin + req.path), "-H 'content-type: application/json'"];
+  if (apiKey()) parts.push("-H \"authorization: Bearer $IE_API_KEY\"");
+  parts.push("-d " + shellQuote(JSON.stringify(req.body)));
+  return parts.join(" \\\n  ");
+}
+
+async function copyCurl() {
+  const box = $("curl");
+  try {
+    box.textContent = curlCommand();
+  } catch (e) {
+    $("error").textContent = e.message;
+    return;
+  }
+  box.hidden = false;
+  try {
+    await navigator.clipboard.writeText(box.textContent);
+    $("status").textContent = "curl command copied";
+  } catch (e) {
+    $("status").textContent = "select the command below to copy it";
+  }
+}
+
+async function loadServiceInfo() {
+  try {
+    const models = await call("GET", "/v1/models");
+    $("model").textContent = models.data.map((m) => m.id).join(", ");
+    state.templates = (await call("GET", "/templates")).templates;
+    fillTemplates();
+  } catch (e) {
+    $("model").textContent = "";
+    $("error").textContent = e.message.startsWith("HTTP 401") ? "enter the API key to use this service" : e.message;
+  }
+}
+
+function init() {
+  $("api-key").value = sessionStorage.getItem(KEY_STORE) || "";
+  $("key-form").addEventListener("submit", (e) => e.preventDefault());
+  $("api-key").addEventListener("change", () => {
+    sessionStorage.setItem(KEY_STORE, apiKey());
+    loadServiceInfo();
+  });
+  for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => selectTask(b.dataset.task));
+  $("preset").addEventListener("change", () => applyPreset($("preset").value));
+  $("run").addEventListener("click", run);
+  $("copy-curl").addEventListener("click", copyCurl);
+  const params = new URLSearchParams(location.hash.slice(1));
+  const task = params.get("task");
+  selectTask(PRESETS[task] ? task : "ner");
+  for (const [name, id] of [["text", "text"], ["schema", "schema"], ["input", "gen-input"],
+                            ["language", "language"], ["max_tokens", "max-tokens"]]) {
+    if (params.has(name)) $(id).value = params.get(name);
+  }
+  document.body.dataset.status = "ready";
+  const info = loadServiceInfo();
+  if (params.get("run") === "1") info.then(run);
+}
+
+init();

@@ -1,0 +1,240 @@
+"""``ie-service extract``: extraction from the command line, through :mod:`ie_service.client`.
+
+* ``ie-service extract --task ner --schema person,location "TEXT"``: the records, one JSON
+  object a line (warnings on stderr);
+* ``-i FILE [-o OUT.jsonl]``: every text of a file (``.txt``: one a line; ``.jsonl``:
+  ``{"id", "text"}`` a line), with a progress bar; a line per finished text is appended to
+  ``OUT`` and a rerun skips the ids already there (resumable, like ``kg build``);
+* ``--interactive``: a prompt loop, one text a line.
+
+``--url`` names a running service; without it one is started here (minutes on a CPU)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..extraction.schema import SchemaError
+from ..extraction.tasks import TASKS
+from ..extraction.wire import task_models
+from ..user_errors import BadInputFile, UserInputError, one_line
+from .common import UsageError, add_client_arguments, read_json, service_url
+
+
+def parse_schema(task: str, raw: str) -> Any:
+    """``a,b,c``, inline JSON, or a ``.json`` file; checked by the task before any request."""
+    text = raw.strip()
+    if text[:1] in ("[", "{"):
+        try:
+            schema = json.loads(text)
+        except ValueError as exc:
+            raise UserInputError(f"--schema is not valid JSON: {exc}") from None
+    elif text.endswith(".json"):
+        schema = read_json(text)
+    else:
+        schema = [label.strip() for label in text.split(",") if label.strip()]
+    try:
+        task_models(TASKS[task]).request.model_validate({"text": "x", "schema": schema})
+        TASKS[task].labels(schema)
+    except ValidationError as exc:
+        shape = TASKS[task].schema_help or "; ".join(e["msg"] for e in exc.errors()[:3])
+        raise UserInputError(f"--schema does not fit --task {task}: {one_line(shape)}") from None
+    except (SchemaError, TypeError, ValueError) as exc:
+        raise UserInputError(f"--schema: {one_line(exc)}") from None
+    return schema
+
+
+def read_texts(path: Path, id_field: str, text_field: str) -> list[tuple[str, str]]:
+    """``(id, text)`` pairs: a ``.txt`` file's non-empty lines (id = line number) or a
+    JSONL file's objects."""
+    if not path.is_file():
+        raise BadInputFile(path, "no such file")
+    if path.suffix == ".jsonl":
+        from ..kg.build import read_documents
+
+        return [(d.id, d.text) for d in read_documents([str(path)], id_field, text_field)]
+    if path.suffix != ".txt":
+        raise BadInputFile(path, "expected a .txt (one text a line) or .jsonl file")
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise BadInputFile(path, f"not UTF-8 (byte {exc.start})") from None
+    texts = [(str(n), line) for n, line in enumerate(lines, 1) if line.strip()]
+    if not texts:
+        raise BadInputFile(path, "no texts (the file is empty)")
+    return texts
+
+
+def done_ids(out: Path) -> set[str]:
+    """Ids already in ``out``; a torn last line (killed mid-write) is redone."""
+    ids: set[str] = set()
+    if out.is_file():
+        for line in out.read_text(encoding="utf-8").splitlines():
+            try:
+                ids.add(str(json.loads(line)["id"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return ids
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {"language": args.language, "constrained": not args.free,
+                               "max_tokens": args.max_tokens, "temperature": args.temperature}
+    if args.template:
+        options["template"] = args.template
+    return options
+
+
+def _records(task: str, result: Any) -> list[dict]:
+    return [r.model_dump() for r in getattr(result, TASKS[task].records_field)]
+
+
+def _print_result(task: str, result: Any) -> None:
+    for record in _records(task, result):
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def _fatal(exc: Exception) -> bool:
+    """Errors no other text will avoid: stop the run instead of failing every text."""
+    from ..client import IEStatusError
+
+    return isinstance(exc, IEStatusError) and exc.status in (401, 403, 404)
+
+
+async def _run_file(url: str, args: argparse.Namespace, schema: Any, texts: list[tuple[str, str]],
+                    out: Path | None) -> dict[str, int]:
+    from tqdm import tqdm
+
+    from ..client import AsyncIEClient, IEError
+
+    seen = done_ids(out) if out else set()
+    todo = [(i, t) for i, t in texts if i not in seen]
+    counts = {"texts": len(texts), "done": 0, "skipped": len(texts) - len(todo), "failed": 0, "records": 0}
+    sem = asyncio.Semaphore(args.concurrency)
+    bar = tqdm(total=len(texts), initial=counts["skipped"], desc=f"extract {args.task}", unit="text",
+               file=sys.stderr)
+    sink = out.open("a", encoding="utf-8") if out else sys.stdout
+    try:
+        async with AsyncIEClient(url, api_key=args.api_key) as client:
+            async def one(text_id: str, text: str) -> None:
+                async with sem:
+                    try:
+                        result = await client.extract(args.task, text, schema, **_options(args))
+                    except IEError as exc:
+                        if _fatal(exc):
+                            raise UserInputError(one_line(exc)) from None
+                        counts["failed"] += 1
+                        bar.write(f"{text_id}: {one_line(exc)} (not written; a rerun retries it)", file=sys.stderr)
+                        bar.update()
+                        return
+                records = _records(args.task, result)
+                sink.write(json.dumps({"id": text_id, TASKS[args.task].records_field: records,
+                                       "warnings": result.warnings}, ensure_ascii=False) + "\n")
+                sink.flush()
+                counts["done"] += 1
+                counts["records"] += len(records)
+                bar.update()
+
+            await asyncio.gather(*(one(i, t) for i, t in todo))
+    finally:
+        bar.close()
+        if out:
+            sink.close()
+    return counts
+
+
+def _interactive(url: str, args: argparse.Namespace, schema: Any) -> int:
+    from ..client import IEClient, IEError
+
+    print(f"{args.task} with schema {json.dumps(schema, ensure_ascii=False)}; one text a line, "
+          "an empty line or Ctrl-D ends", file=sys.stderr)
+    with IEClient(url, api_key=args.api_key) as client:
+        while True:
+            try:
+                text = input(f"{args.task}> ")
+            except (EOFError, KeyboardInterrupt):
+                print(file=sys.stderr)
+                return 0
+            if not text.strip():
+                return 0
+            try:
+                _print_result(args.task, client.extract(args.task, text, schema, **_options(args)))
+            except IEError as exc:
+                print(f"error: {one_line(exc)}", file=sys.stderr)
+
+
+def _log_path(args: argparse.Namespace) -> Path:
+    if args.out:
+        return Path(args.out).with_suffix(".server.log")
+    return Path(tempfile.gettempdir()) / "ie-service-extract.server.log"
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from ..client import IEError, IEStatusError
+
+    modes = sum((bool(args.text), args.input is not None, args.interactive))
+    if modes != 1:
+        raise UsageError("give a TEXT, -i FILE or --interactive (one of them)")
+    if args.out and not args.input:
+        raise UsageError("-o/--out goes with -i/--input")
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    schema = parse_schema(args.task, args.schema)
+    texts = read_texts(Path(args.input), args.id_field, args.text_field) if args.input else None
+    if not args.url:
+        print("starting a local service (give --url to use a running one)...", file=sys.stderr)
+    with service_url(args, _log_path(args)) as url:
+        if args.interactive:
+            return _interactive(url, args, schema)
+        if texts is not None:
+            counts = asyncio.run(_run_file(url, args, schema, texts, Path(args.out) if args.out else None))
+            print(json.dumps(counts), file=sys.stderr)
+            return 1 if counts["failed"] else 0
+        from ..client import IEClient
+
+        with IEClient(url, api_key=args.api_key) as client:
+            try:
+                result = client.extract(args.task, " ".join(args.text), schema, **_options(args))
+            except IEStatusError as exc:
+                if exc.status < 500:
+                    raise UserInputError(one_line(exc.message)) from None
+                raise UserInputError(one_line(exc)) from None
+            except IEError as exc:
+                raise UserInputError(one_line(exc)) from None
+        _print_result(args.task, result)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("extract", help="extract from a text, a file of texts, or interactively",
+                       description="Run /extract/{task} through a service (--url) or one started here. "
+                                   "Records are printed one JSON object a line. With -i FILE -o OUT.jsonl "
+                                   "a line per finished text is appended to OUT; rerun to resume.")
+    p.add_argument("text", nargs="*", help="the text (words are joined with spaces)")
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--schema", required=True,
+                   help="labels a,b,c, inline JSON ('{\"质押\": [\"质押方\"]}'), or a .json file")
+    p.add_argument("-i", "--input", default=None, help=".txt (one text a line) or .jsonl ({id, text} a line)")
+    p.add_argument("-o", "--out", default=None, help="JSONL to append results to (resumes); default: stdout")
+    p.add_argument("--interactive", action="store_true", help="a prompt loop: one text a line")
+    p.add_argument("--id-field", default="id")
+    p.add_argument("--text-field", default="text")
+    p.add_argument("--language", default="auto", choices=["auto", "en", "zh"])
+    p.add_argument("--template", default=None, help="template name, or name@version to pin one")
+    p.add_argument("--free", action="store_true", help="unconstrained decoding")
+    p.add_argument("--max-tokens", type=int, default=384)
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight with -i")
+    add_client_arguments(p)
+    p.set_defaults(func=cmd_extract)
