@@ -170,3 +170,26 @@ def find_lone_surrogate(body: bytes) -> tuple[str, int] | None:
         elif 0xDC00 <= cp <= 0xDFFF:
             return "\\u" + hexs.decode(), m.start()
     return (pending[0], pending[1]) if pending is not None else None
+
+
+MAX_BODY_DEPTH = 128  # JSON nesting of a whole body (a client's json_schema may nest 64)
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_nesting_over(body: bytes, limit: int = MAX_BODY_DEPTH) -> bool:
+    """True when the JSON ``body`` nests arrays/objects more than ``limit`` deep (or has more
+    than ``limit`` brackets that do not match). Checked before any JSON parser sees it: the
+    parsers recurse, and 975 levels were a 500 ``RecursionError``. Cost: one pass per level,
+    each in C (strings removed first)."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKET)
+    for _ in range(limit):
+        reduced = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        if not reduced:
+            return False
+        if reduced == brackets:  # unmatched brackets: malformed; harmless unless many
+            return len(reduced) > limit
+        brackets = reduced
+    return bool(brackets)

@@ -12,7 +12,7 @@ from ..engine import SamplingOptions, check_json_schema
 class GenerateRequest(BaseModel):
     """KnowLM ``POST /generate`` body."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     instruction: str = Field(..., min_length=1, description="the task, in words")
     input: str = Field("", description="the text the instruction applies to")
