@@ -49,6 +49,13 @@ class HealthResponse(BaseModel):
     model: str
 
 
+class UnhealthyResponse(BaseModel):
+    """``/health`` when the engine cannot serve."""
+
+    error: str
+    status: str = Field(description="starting, restarting, hung, dead or failed")
+
+
 class ModelCard(BaseModel):
     id: str
     object: str = "model"
