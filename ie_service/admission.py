@@ -10,6 +10,14 @@ counts engine prompts, not HTTP requests, and one request cannot hold the engine
 * more prompts than the per-request cap → 413 (:class:`TooManyPrompts`), the limit named;
 * not enough room left under ``max_outstanding`` → 429 (:class:`QueueFull`).
 
+Issue 20: the prompt cap is checked before chunking too (:meth:`RequestBudget.expect`, from
+the text's token count: the fewest chunks it can take); a request's prompts go to the
+engine at most :data:`PROMPTS_IN_FLIGHT_PER_REQUEST` at a time (:func:`prompt_slot`) and
+with a priority that puts small requests first (:func:`current_priority`); and they
+succeed or fail together (:func:`all_or_none`: on the first failure the others are
+cancelled, which aborts them in the engine, and awaited, so they stay counted until they
+have really ended).
+
 Also here: :func:`find_lone_surrogate`, the body check that keeps ``"\\ud800"`` (valid
 JSON, not valid Unicode) from reaching tokenizers and response encoders (it was a 500).
 """
@@ -18,14 +26,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar, Token
+from typing import TypeVar
 
 from .request_errors import InvalidRequest, QueueFull, TooManyPrompts
 
 MAX_LABELS_PER_REQUEST = 256
 MAX_PROMPTS_PER_REQUEST = 64
+PROMPTS_IN_FLIGHT_PER_REQUEST = 8  # the rest of a big request waits here, not in the engine
+MAX_PRIORITY = 1_000_000
+T = TypeVar("T")
 
 
 class TooManyLabels(InvalidRequest):
@@ -46,6 +58,30 @@ class RequestBudget:
         self.held = 1  # the slot taken when the request was admitted
         self.claimed = 0
         self.refused: TooManyPrompts | QueueFull | None = None
+        self.expected = 0  # the fewest prompts the request's texts can take (before chunking)
+        self.in_flight = asyncio.Semaphore(PROMPTS_IN_FLIGHT_PER_REQUEST)
+
+    def _too_many(self, n: int, what: str) -> TooManyPrompts:
+        self.admission.refused("prompts")
+        self.refused = TooManyPrompts(
+            f"this request needs more than {self.cap} engine prompts ({n} {what}: "
+            f"texts x chunks x label groups); at most {self.cap} per request. Send fewer "
+            "labels or texts, raise labels_per_prompt, or split the request")
+        return self.refused
+
+    def expect(self, n: int) -> None:
+        """Before chunking: a text will take at least ``n`` prompts (413 over the cap)."""
+        if self.refused is not None:
+            raise type(self.refused)(str(self.refused))
+        self.expected += n
+        if self.expected > self.cap:
+            raise self._too_many(self.expected, "at least, from the texts' token counts")
+
+    @property
+    def priority(self) -> int:
+        """vLLM priority of this request's prompts (lower runs first): one-prompt requests
+        0, bigger ones their prompt count."""
+        return min(MAX_PRIORITY, max(self.claimed, self.expected, 1) - 1)
 
     def claim(self, n: int) -> None:
         """Add ``n`` prompts to this request; take more slots when it passes what it holds."""
@@ -53,12 +89,7 @@ class RequestBudget:
             raise type(self.refused)(str(self.refused))
         self.claimed += n
         if self.claimed > self.cap:
-            self.admission.refused("prompts")
-            self.refused = TooManyPrompts(
-                f"this request needs more than {self.cap} engine prompts ({self.claimed} so far: "
-                f"texts x chunks x label groups); at most {self.cap} per request. Send fewer "
-                "labels or texts, raise labels_per_prompt, or split the request")
-            raise self.refused
+            raise self._too_many(self.claimed, "so far")
         extra = self.claimed - self.held
         if extra > 0:
             try:
@@ -143,6 +174,60 @@ async def reserve_prompts(n: int) -> AsyncIterator[None]:
     yield
 
 
+def current_budget() -> RequestBudget | None:
+    return _CURRENT.get()
+
+
+def expect_prompts(n: int) -> None:
+    """Before chunking: the current request's texts take at least ``n`` more prompts."""
+    budget = _CURRENT.get()
+    if budget is not None:
+        budget.expect(n)
+
+
+def current_priority() -> int:
+    """The engine priority of the current request's prompts (0 outside a request)."""
+    budget = _CURRENT.get()
+    return 0 if budget is None else budget.priority
+
+
+@asynccontextmanager
+async def prompt_slot() -> AsyncIterator[None]:
+    """Hold one of the current request's :data:`PROMPTS_IN_FLIGHT_PER_REQUEST` engine slots:
+    a big request's prompts queue here, so other clients' prompts interleave with them."""
+    budget = _CURRENT.get()
+    if budget is None:
+        yield
+        return
+    async with budget.in_flight:
+        yield
+
+
+async def all_or_none(work: Iterable[Awaitable[T]]) -> list[T]:
+    """Await every item concurrently; on the first failure cancel the others (a cancelled
+    generation is aborted in the engine), wait until they have ended, and raise it. Cancelled
+    from outside, it cancels and awaits them too."""
+    tasks = [asyncio.ensure_future(w) for w in work]
+    if not tasks:
+        return []
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    except asyncio.CancelledError:
+        await _cancel_all(tasks)
+        raise
+    failed = next((t for t in tasks if t.done() and not t.cancelled() and t.exception() is not None), None)
+    if failed is not None:
+        await _cancel_all(tasks)
+        raise failed.exception()
+    return [t.result() for t in tasks]
+
+
+async def _cancel_all(tasks: list[asyncio.Future]) -> None:
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 # --- request bodies -------------------------------------------------------------------------
 
 _ESCAPE = re.compile(rb"\\(?:u([0-9a-fA-F]{4})|.)", re.S)
@@ -170,3 +255,26 @@ def find_lone_surrogate(body: bytes) -> tuple[str, int] | None:
         elif 0xDC00 <= cp <= 0xDFFF:
             return "\\u" + hexs.decode(), m.start()
     return (pending[0], pending[1]) if pending is not None else None
+
+
+MAX_BODY_DEPTH = 128  # JSON nesting of a whole body (a client's json_schema may nest 64)
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_nesting_over(body: bytes, limit: int = MAX_BODY_DEPTH) -> bool:
+    """True when the JSON ``body`` nests arrays/objects more than ``limit`` deep (or has more
+    than ``limit`` brackets that do not match). Checked before any JSON parser sees it: the
+    parsers recurse, and 975 levels were a 500 ``RecursionError``. Cost: one pass per level,
+    each in C (strings removed first)."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKET)
+    for _ in range(limit):
+        reduced = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        if not reduced:
+            return False
+        if reduced == brackets:  # unmatched brackets: malformed; harmless unless many
+            return len(reduced) > limit
+        brackets = reduced
+    return bool(brackets)

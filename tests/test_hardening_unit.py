@@ -169,7 +169,7 @@ class FakeAsyncLLM:
     def get_tokenizer(self):
         return self.tokenizer
 
-    async def generate(self, prompt, params, request_id):
+    async def generate(self, prompt, params, request_id, **kwargs):
         self.calls.append(params)
         if self.raises is not None:
             raise self.raises

@@ -29,11 +29,17 @@ async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
-        task.cancel()
+        await _cancelled(task)
         raise
     finally:
         watcher.cancel()
     if task.done():
         return task.result()
-    task.cancel()
+    await _cancelled(task)
     raise ClientDisconnected()
+
+
+async def _cancelled(task: asyncio.Future) -> None:
+    """Cancel ``task`` and wait until it has ended (its prompts stay counted until then)."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

@@ -14,7 +14,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # issue 12 #1/#2: admission counts engine prompts, not HTTP requests; bodies with lone surrogates are 422
-from ..admission import Admission, bind, find_lone_surrogate, unbind
+from ..admission import MAX_BODY_DEPTH, Admission, bind, find_lone_surrogate, json_nesting_over, unbind
 from ..request_errors import QueueFull
 from .metrics import Metrics
 from .settings import ServiceSettings
@@ -106,6 +106,10 @@ class Guard:
         if lone is not None:
             await refuse(422, "invalid", f"invalid request: lone UTF-16 surrogate {lone[0]} at byte {lone[1]}; "
                                          "text must be valid Unicode")
+            return
+        if json_nesting_over(body):
+            await refuse(422, "invalid", f"invalid request: the JSON body nests more than {MAX_BODY_DEPTH} "
+                                         "levels deep")
             return
         replayed = False
 

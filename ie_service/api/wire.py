@@ -13,7 +13,7 @@ from ..engine import SamplingOptions, check_json_schema
 class GenerateRequest(BaseModel):
     """KnowLM ``POST /generate`` body."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     instruction: str = Field(..., min_length=1, description="the task, in words")
     input: str = Field("", description="the text the instruction applies to")
@@ -53,6 +53,13 @@ class HealthResponse(BaseModel):
 
 
 STARTED = int(time.time())
+
+
+class UnhealthyResponse(BaseModel):
+    """``/health`` when the engine cannot serve."""
+
+    error: str
+    status: str = Field(description="starting, restarting, hung, dead or failed")
 
 
 class ModelCard(BaseModel):

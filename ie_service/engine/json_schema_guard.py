@@ -44,6 +44,29 @@ _SUBSCHEMA_ONE = ("items", "additionalProperties", "not", "if", "then", "else", 
                   "propertyNames", "unevaluatedProperties", "unevaluatedItems", "additionalItems")
 
 
+# issue 20: an allow-list of what xgrammar enforces while decoding (measured on 0.2.8 by
+# comparing the grammar with and without each keyword): anything else would be accepted
+# and silently ignored (``if/then/else``, ``dependentRequired``, ``$dynamicRef``, ``not``,
+# ``contains``, ``uniqueItems``, ... gave 200s whose output breaks the schema)
+ENFORCED_KEYWORDS = frozenset({
+    "type", "enum", "const", "nullable",
+    "properties", "required", "additionalProperties", "unevaluatedProperties",
+    "patternProperties", "propertyNames", "minProperties", "maxProperties",
+    "items", "prefixItems", "additionalItems", "unevaluatedItems", "minItems", "maxItems",
+    "anyOf", "oneOf", "allOf", "$ref", "$defs", "definitions",
+    "pattern", "minLength", "maxLength", "format",
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+})
+ANNOTATION_KEYWORDS = frozenset({
+    "$schema", "$id", "$anchor", "$comment", "title", "description", "default", "examples",
+    "deprecated", "readOnly", "writeOnly",
+})
+STRING_FORMATS = frozenset({  # vLLM's STRING_SUPPORTED_FORMATS (xgrammar backend)
+    "email", "date", "time", "date-time", "duration", "ipv4", "ipv6", "hostname", "uuid",
+    "uri", "uri-reference", "uri-template",
+})
+
+
 def check_json_schema(schema: Any, *, limits: bool = True) -> None:
     """Raise :class:`InvalidJsonSchema` unless ``schema`` is a JSON schema (of reasonable
     size: ``limits``, for schemas from clients) whose ``$ref``s resolve locally and which
@@ -56,6 +79,7 @@ def check_json_schema(schema: Any, *, limits: bool = True) -> None:
         raise InvalidJsonSchema(f"json_schema is not plain JSON: {exc}") from exc
     if limits:
         _check_limits(schema, size)
+        _check_keywords(schema)
     _check_meta(schema)
     _check_refs_and_finiteness(schema)
 
@@ -93,6 +117,49 @@ def _count(root: Any) -> tuple[int, int]:
             continue
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return values, deepest
+
+
+def _subschemas(node: dict) -> list[tuple[str, Any]]:
+    """(JSON pointer suffix, subschema) of every place in ``node`` that holds a schema."""
+    out: list[tuple[str, Any]] = []
+    for key in _SUBSCHEMA_MAPS:
+        if isinstance(node.get(key), dict):
+            out += [(f"/{key}/{name}", child) for name, child in node[key].items()]
+    for key in _SUBSCHEMA_LISTS:
+        if isinstance(node.get(key), list):
+            out += [(f"/{key}/{i}", child) for i, child in enumerate(node[key])]
+    for key in _SUBSCHEMA_ONE:
+        if key in node:
+            child = node[key]
+            if key == "items" and isinstance(child, list):  # draft 4-7 tuple form
+                out += [(f"/items/{i}", c) for i, c in enumerate(child)]
+            else:
+                out.append((f"/{key}", child))
+    return out
+
+
+def _check_keywords(root: dict) -> None:
+    """Refuse (naming it) the first keyword the grammar would not enforce; iterative."""
+    stack: list[tuple[str, Any]] = [("", root)]
+    while stack:
+        where, node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        for key in node:
+            if key not in ENFORCED_KEYWORDS and key not in ANNOTATION_KEYWORDS:
+                raise InvalidJsonSchema(
+                    f"json_schema keyword {key!r} at {where or '(root)'} is not enforced by the "
+                    "grammar engine (the output could break it); supported: "
+                    + ", ".join(sorted(ENFORCED_KEYWORDS)))
+        if "format" in node and node["format"] not in STRING_FORMATS:
+            raise InvalidJsonSchema(
+                f"json_schema format {node['format']!r} at {where or '(root)'} is not enforced; "
+                f"supported formats: {', '.join(sorted(STRING_FORMATS))}")
+        if isinstance(node.get("allOf"), list) and len(node["allOf"]) > 1:
+            raise InvalidJsonSchema(
+                f"json_schema keyword 'allOf' at {where or '(root)'} with more than one schema is "
+                "not fully enforced by the grammar engine; merge them into one schema")
+        stack += [(where + suffix, child) for suffix, child in _subschemas(node)]
 
 
 def _check_meta(schema: dict) -> None:
@@ -140,28 +207,16 @@ def _check_refs_and_finiteness(root: dict) -> None:
     with no text)."""
     nodes: list[dict] = []
     seen: set[int] = set()
-
-    def collect(node: Any) -> None:
-        if isinstance(node, dict):
-            if id(node) in seen:
-                return
-            seen.add(id(node))
-            nodes.append(node)
-            if "$ref" in node:
-                _resolve(root, node["$ref"])
-            for key in _SUBSCHEMA_MAPS:
-                if isinstance(node.get(key), dict):
-                    for child in node[key].values():
-                        collect(child)
-            for key in _SUBSCHEMA_LISTS:
-                if isinstance(node.get(key), list):
-                    for child in node[key]:
-                        collect(child)
-            for key in _SUBSCHEMA_ONE:
-                if key in node:
-                    collect(node[key])
-
-    collect(root)
+    stack: list[Any] = [root]  # iterative: no RecursionError at any depth
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        nodes.append(node)
+        if "$ref" in node:
+            _resolve(root, node["$ref"])
+        stack += [child for _, child in _subschemas(node)]
     finite: dict[int, bool] = {id(n): False for n in nodes}
 
     def ok(node: Any) -> bool:

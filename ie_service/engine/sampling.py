@@ -17,7 +17,7 @@ MAX_STOP_STRINGS = 16
 class SamplingOptions(BaseModel):
     """KnowLM-compatible ``parameters``. Unknown keys are refused with a 422."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # no coercion: ``true`` is not 1
 
     temperature: float = Field(1.0, ge=0.0, le=MAX_TEMPERATURE)
     top_p: float = Field(1.0, gt=0.0, le=1.0)

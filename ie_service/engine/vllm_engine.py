@@ -7,6 +7,7 @@ Cancelling the task that awaits :meth:`Engine.generate` aborts the request in vL
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -28,6 +29,7 @@ from vllm.sampling_params import StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
+from ..admission import current_priority
 from ..request_errors import GenerationFailed, InvalidJsonSchema, InvalidRequest, QueueFull
 from ..user_errors import one_line
 from .adapters import check_adapter, lora_engine_kwargs, parse_lora
@@ -146,6 +148,9 @@ def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
         "disable_log_stats": True,
         # Compact JSON under constraints: LLaMA models otherwise loop on whitespace.
         "structured_outputs_config": dict(STRUCTURED_OUTPUTS),
+        # issue 20 (fair share): each prompt carries its request's size as priority, so a
+        # small request is scheduled before a big one's waiting prompts
+        "scheduling_policy": "priority",
     }
     if config.data_parallel_size > 1:
         kwargs["disable_log_stats"] = False  # per-replica load: ReplicaLoad, and vLLM's log lines
@@ -334,6 +339,8 @@ class Engine:
         loaded = parse_lora(config.lora)
         self._loras = {a.name: LoRARequest(a.name, i, str(a.path)) for i, a in enumerate(loaded, 1)}
         self.adapters = {a.name: a.version for a in loaded}
+        self.in_flight = 0  # generations started and not ended
+        self.last_progress = time.monotonic()  # when an output last arrived (health: hung vs busy)
         self._schemas = GrammarCompileGuard(
             self.tokenizer, _vocab_size(llm),
             any_whitespace=not STRUCTURED_OUTPUTS["disable_any_whitespace"])
@@ -367,15 +374,23 @@ class Engine:
     def _encode(self, prompt: str) -> list[int]:
         return list(self.tokenizer.encode(prompt, add_special_tokens=True))
 
+    async def _encode_off_loop(self, prompt: str) -> list[int]:
+        """Long prompts are tokenized in a worker thread (a chunk is about a context's worth)."""
+        if len(prompt) < 2048:
+            return self._encode(prompt)
+        return await asyncio.to_thread(self._encode, prompt)
+
     async def generate(
         self,
         prompt: str,
         options: SamplingOptions,
         json_schema: dict[str, Any] | None = None,
         adapter: str | None = None,
+        priority: int | None = None,
     ) -> Generation:
         """Complete an already formatted prompt; ``json_schema`` constrains the output;
-        ``adapter`` names a run-time LoRA adapter (``serve --lora``; unknown: 422).
+        ``adapter`` names a run-time LoRA adapter (``serve --lora``; unknown: 422);
+        ``priority`` (lower first) defaults to the current request's (admission.py).
 
         Input the engine refuses raises :class:`InvalidRequest` (422), a schema that is
         invalid, too big or too slow to compile :class:`InvalidJsonSchema` (422); a
@@ -384,7 +399,7 @@ class Engine:
         check_adapter(adapter, self._loras)
         if json_schema is not None:
             await self._schemas.check(json_schema)
-        ids = self._encode(prompt)
+        ids = await self._encode_off_loop(prompt)
         if len(ids) + options.max_tokens > self.max_model_len:
             raise PromptTooLong(
                 f"prompt has {len(ids)} tokens and max_tokens is {options.max_tokens}; "
@@ -397,9 +412,12 @@ class Engine:
         request_id = f"ie-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
         final = None
         lora = {"lora_request": self._loras[adapter]} if adapter else {}
+        self.in_flight += 1
         try:
-            async for output in self._llm.generate({"prompt_token_ids": ids}, params, request_id, **lora):
+            async for output in self._llm.generate({"prompt_token_ids": ids}, params, request_id, **lora,
+                                                   priority=current_priority() if priority is None else priority):
                 final = output
+                self.last_progress = time.monotonic()
         except EngineDeadError as exc:
             raise EngineUnavailable(f"engine failed: {one_line(exc) if str(exc) else 'engine core died'}") from exc
         except GracefulHTTPError as exc:
@@ -413,6 +431,8 @@ class Engine:
             raise GenerationFailed(f"generation failed: {type(cause).__name__}: {one_line(cause)}") from exc
         except ValueError as exc:
             raise InvalidRequest(one_line(exc)) from exc
+        finally:
+            self.in_flight -= 1
         if final is None:
             raise GenerationFailed("generation failed: the engine returned no output")
         completion = final.outputs[0]

@@ -10,9 +10,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..admission import check_label_count, reserve_prompts  # issue 12 #1: caps per request
+# issue 12 #1: caps per request; issue 20: checked before chunking, prompts all-or-none
+from ..admission import all_or_none, check_label_count, expect_prompts, prompt_slot, reserve_prompts
 from ..engine import PromptTooLong, TextEngine
-from .chunking import Chunk, chunk_text
+from .chunking import Chunk, chunk_text, min_chunks
 from .records import ExtractionStats
 from .schema import SchemaError
 from .tasks import TASKS, Grounder, Task
@@ -52,8 +53,9 @@ class Extractor:
                 examples: list[dict]) -> str:
         return render_prompt(self.engine.render, template, task, group, text, examples)
 
-    def _chunks(self, text: str, template: Template, task: Task, groups: list[list],
-                examples: list[dict], max_tokens: int) -> list[Chunk]:
+    def _measure(self, text: str, template: Template, task: Task, groups: list[list],
+                 examples: list[dict], max_tokens: int) -> tuple[int, int]:
+        """(token budget for text per prompt, tokens of the text); runs in a worker thread."""
         overhead = max(self.engine.count_tokens(self._prompt(template, task, g, "", examples))
                        for g in groups)
         budget = self.engine.max_model_len - max_tokens - overhead - PROMPT_MARGIN
@@ -62,7 +64,18 @@ class Extractor:
                 f"the prompt without text takes {overhead} tokens and max_tokens is {max_tokens}: "
                 f"no room for text in a context of {self.engine.max_model_len}; lower max_tokens, "
                 "labels_per_prompt or the number of examples")
-        return chunk_text(text, budget, self.engine.count_tokens)
+        return budget, self.engine.count_tokens(text)
+
+    async def _chunks(self, text: str, template: Template, task: Task, groups: list[list],
+                      examples: list[dict], max_tokens: int) -> list[Chunk]:
+        """Tokenizing and chunking run off the event loop (linear in the text, see
+        chunking.py); the prompt cap is checked from the token count before chunking."""
+        budget, tokens = await asyncio.to_thread(self._measure, text, template, task, groups,
+                                                 examples, max_tokens)
+        expect_prompts(min_chunks(tokens, budget) * len(groups))  # 413 before any chunking
+        if tokens <= budget:
+            return [Chunk(text, 0)]
+        return await asyncio.to_thread(chunk_text, text, budget, self.engine.count_tokens)
 
     async def extract(self, task_name: str, text: str, raw_schema: Any, options: Any) -> Outcome:
         """``options``: a request model of ``extraction.wire`` (language, constrained, ...)."""
@@ -75,20 +88,25 @@ class Extractor:
         groups = [labels[i:i + size] for i in range(0, len(labels), size)]
         examples = [e.model_dump() for e in options.examples]
         params = options.parameters
-        chunks = self._chunks(text, template, task, groups, examples, params.max_tokens)
+        if not text.strip():  # a blank text of a batch: no prompt (a single one is a 422)
+            return Outcome(language=language, template=template.ref,
+                           warnings=["text is empty or only whitespace: skipped, nothing sent to the engine"])
+        chunks = await self._chunks(text, template, task, groups, examples, params.max_tokens)
         jobs = [(chunk, group) for chunk in chunks for group in groups]
 
         async def ask(chunk: Chunk, group: list):
             prompt = self._prompt(template, task, group, chunk.text, examples)
             schema = task.json_schema(group) if options.constrained else None
-            if options.adapter is None:  # the engine's own model (fakes need not know adapters)
-                return await self.engine.generate(prompt, params, schema)
-            return await self.engine.generate(prompt, params, schema, adapter=options.adapter)
+            async with prompt_slot():  # a few at a time per request: others interleave
+                if options.adapter is None:  # the engine's own model (fakes need not know adapters)
+                    return await self.engine.generate(prompt, params, schema)
+                return await self.engine.generate(prompt, params, schema, adapter=options.adapter)
 
         # count engine prompts (not HTTP requests) against the outstanding limit: 413 over the
-        # per-request cap, 429 when the engine queue has no room; claimed before any is sent
+        # per-request cap, 429 when the engine queue has no room; claimed before any is sent.
+        # All or none: the first failure aborts the siblings in the engine.
         async with reserve_prompts(len(jobs)):
-            generations = await asyncio.gather(*(ask(c, g) for c, g in jobs))
+            generations = await all_or_none(ask(c, g) for c, g in jobs)
         out = Outcome(language=language, template=template.ref,
                       stats=ExtractionStats(prompts=len(jobs), chunks=len(chunks)))
         seen: set[tuple] = set()

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .schema import label_key
+
 EMPTY_VALUES = {"", "nan", "none", "null", "n/a", "无", "空"}
 TUPLE = re.compile(r"[(（\[<{【]([^()（）\[\]<>{}【】\n]+)[)）\]>}】]")
 SEP = re.compile(r"\s*[,，、]\s*")
@@ -29,7 +31,7 @@ class Parsed:
 
 
 def _norm(label: str) -> str:
-    return re.sub(r"[\s_\-]+", " ", label.strip().lower())
+    return label_key(label)  # the same key the schema's duplicate check uses
 
 
 class LabelSet:

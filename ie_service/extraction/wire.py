@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from ..engine import MAX_TEMPERATURE, SamplingOptions
 from .records import ExtractionStats
@@ -15,6 +15,18 @@ from .tasks import Task
 
 MAX_TEXT_CHARS = 200_000
 MAX_BATCH = 256
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("text is empty or only whitespace: nothing to extract from")
+    return text
+
+
+# issue 20: the per-text cap holds for every text of a batch too (checked while the body is
+# read, before any chunking); a blank text alone is refused, in a batch it is skipped
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_not_blank)]
+BatchText = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 
 
 class ExtractionParameters(SamplingOptions):
@@ -27,7 +39,7 @@ class ExtractionParameters(SamplingOptions):
 class Example(BaseModel):
     """A worked example shown in the prompt (few-shot): text and the expected answer."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     input: str
     output: Any
 
@@ -35,7 +47,8 @@ class Example(BaseModel):
 class ExtractOptions(BaseModel):
     """What every extraction request may set besides its text(s) and schema."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # strict: no coercion on the wire (``true`` is not 1, ``"no"`` is not False)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
     language: Literal["zh", "en", "auto"] = "auto"
     constrained: bool = Field(True, description="enforce a JSON schema of the labels while decoding")
@@ -82,10 +95,11 @@ def task_models(task: Task) -> TaskModels:
                              **{task.records_field: (list[task.record], ...)})
     return TaskModels(
         request=create_model(f"{task.title}Request", __base__=ExtractOptions,
-                             text=(str, Field(..., min_length=1, max_length=MAX_TEXT_CHARS)),
+                             text=(Text, Field(...)),
                              **shared()),
         batch_request=create_model(f"{task.title}BatchRequest", __base__=ExtractOptions,
-                                   texts=(list[str], Field(..., min_length=1, max_length=MAX_BATCH)),
+                                   texts=(list[BatchText], Field(..., min_length=1, max_length=MAX_BATCH, description=(
+                                       "blank texts are skipped (empty result, a warning)"))),
                                    **shared()),
         response=response,
         batch_response=create_model(f"{task.title}BatchResponse", results=(list[response], ...)),

@@ -3,11 +3,11 @@
 # no ``from __future__ import annotations``: FastAPI reads the body types of the routes
 # built in a loop below from their evaluated annotations.
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
 
+from ...admission import all_or_none
 from ...extraction.extractor import Outcome
 from ...extraction.tasks import TASKS, Task
 from ...extraction.wire import ExtractOptions, task_models
@@ -32,8 +32,9 @@ def _response(task: Task, outcome: Outcome) -> dict[str, Any]:
 async def _run(request: Request, task: Task, texts: list[str], body: ExtractOptions) -> list[dict]:
     extractor = extractor_of(request)
     raw_schema = body.model_dump(by_alias=True)["schema"]
-    outcomes = await cancel_on_disconnect(request, asyncio.gather(
-        *(extractor.extract(task.name, text, raw_schema, body) for text in texts)))
+    # all or none: one text failing aborts the others' prompts in the engine
+    outcomes = await cancel_on_disconnect(request, all_or_none(
+        extractor.extract(task.name, text, raw_schema, body) for text in texts))
     metrics = metrics_of(request)
     for o in outcomes:
         for kind in ATTENTION:

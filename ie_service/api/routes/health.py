@@ -1,24 +1,30 @@
-"""``GET /health`` (503 when the engine died) and KnowLM's ``GET /is_ready``."""
+"""``GET /health`` (503 unless the engine is alive and answering) and KnowLM's ``GET /is_ready``."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from ..state import engine_of
-from ..wire import ErrorResponse, HealthResponse
+from ..state import supervisor_of
+from ..supervisor import RETRY_AFTER_S
+from ..wire import HealthResponse, UnhealthyResponse
 
 router = APIRouter()
 
 
-@router.get("/health", response_model=HealthResponse, responses={503: {"model": ErrorResponse}})
+@router.get("/health", response_model=HealthResponse, responses={503: {"model": UnhealthyResponse}})
 async def health(request: Request):
-    engine = engine_of(request)
-    try:
-        await engine.check_health()
-    except Exception as exc:  # the engine core died: report, do not crash
-        return JSONResponse({"error": f"engine unhealthy: {exc}"}, status_code=503)
-    return HealthResponse(status="ok", model=engine.model_name)
+    """200 when the engine is alive and makes progress (a busy engine is healthy); 503 with
+    ``status`` ``starting`` / ``restarting`` (a new engine is being started after the old
+    one died), ``hung`` (a probe got no answer and nothing else progressed), ``dead`` or
+    ``failed``. Answered from the supervisor's state: it never waits on the engine."""
+    supervisor = supervisor_of(request)
+    verdict = await supervisor.health()
+    if not verdict.ok:
+        message = verdict.detail or f"engine {verdict.status}"
+        return JSONResponse({"error": message, "status": verdict.status}, status_code=503,
+                            headers={"retry-after": str(RETRY_AFTER_S)})
+    return HealthResponse(status="ok", model=supervisor.engine.model_name)
 
 
 @router.get("/is_ready", response_model=HealthResponse, include_in_schema=False)

@@ -13,7 +13,8 @@ router = APIRouter()
 @router.get("/metrics", include_in_schema=False)
 async def prometheus(request: Request) -> Response:
     metrics = metrics_of(request)
-    engine = getattr(request.app.state, "engine", None)
+    supervisor = getattr(request.app.state, "supervisor", None)
+    engine = supervisor.engine if supervisor is not None else None
     if engine is not None:
         metrics.observe_replicas(engine.replica_requests())
     return Response(metrics.render(), media_type="text/plain; version=0.0.4")
