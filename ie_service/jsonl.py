@@ -54,10 +54,12 @@ def _decode(raw: bytes) -> Any:
     return json.loads(raw.decode("utf-8"))
 
 
-def parse_json_lines(path: str | Path, data: bytes, what: str = "a JSON object") -> JsonLines:
+def parse_json_lines(path: str | Path, data: bytes, what: str = "a JSON object",
+                     strict: bool = False) -> JsonLines:
     """``data`` (the bytes of ``path``) as JSON objects. A last line without its newline that
-    does not decode is cut: skipped and counted. Any other bad line raises
-    :class:`BadInputFile` with its line number."""
+    does not decode is cut: skipped and counted (an error too if ``strict``: input files
+    that no tool of ours appends to). Any other bad line raises :class:`BadInputFile` with
+    its line number."""
     path = Path(path)
     out = JsonLines(path)
     lines = data.split(b"\n")
@@ -68,7 +70,7 @@ def parse_json_lines(path: str | Path, data: bytes, what: str = "a JSON object")
         try:
             obj = _decode(raw)
         except (UnicodeDecodeError, ValueError) as exc:
-            if i == cut_index:
+            if i == cut_index and not strict:
                 out.cut = 1
                 continue
             why = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else f"not JSON ({exc})"
