@@ -51,13 +51,15 @@ def assert_refused(done):
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
 
 
-COUNT_ENTITIES = "MATCH (e:Entity) RETURN count(e) AS n"
-
-
 def still_answers(spec):
-    done = cli("query", "--store", spec, COUNT_ENTITIES)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout) == {"n": 3}
+    """The store opens read-only and answers (a CHECKPOINT that ran would have wedged it)."""
+    from ie_service.kg.stores import open_store, parse_store_spec
+
+    store = open_store(parse_store_spec(spec), read_only=True)
+    try:
+        assert store.counts().entities == 3
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("attack", [
@@ -165,8 +167,7 @@ def test_oxigraph_attacks_are_refused_and_call_no_server(stores, recorder, attac
     done = cli("query", "--store", stores["oxigraph"], attack.format(url=recorder.url))
     assert_refused(done)
     assert recorder.requests == []
-    again = cli("query", "--store", stores["oxigraph"], "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }")
-    assert again.returncode == 0 and json.loads(again.stdout)["n"] > 0
+    still_answers(stores["oxigraph"])
 
 
 @pytest.mark.parametrize("query", [
