@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import types
 import typing
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -167,12 +168,23 @@ def check_reachable(url: str, api_key: str | None = None) -> None:
 def service_url(args: argparse.Namespace, log_path: Path) -> AbstractContextManager[str]:
     """Context yielding ``--url`` (checked to answer), or the URL of a server started here
     with the engine flags (checked before it starts)."""
-    from ..local_server import local_server
-
     if args.url:
         check_reachable(args.url, args.api_key)
         return nullcontext(args.url)
-    return local_server(engine_cli_args(engine_config_from(args)), log_path=log_path)
+    return _started_here(engine_cli_args(engine_config_from(args)), log_path)
+
+
+@contextmanager
+def _started_here(extra_args: list[str], log_path: Path) -> Iterator[str]:
+    """A local server; one that does not come up is a :class:`RuntimeFailure` (exit 1)."""
+    from ..local_server import local_server
+
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(local_server(extra_args, log_path=log_path))
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeFailure(f"the service started here did not come up: {exc}") from None
+        yield url
 
 
 def read_json(path: str) -> Any:
