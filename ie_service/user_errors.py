@@ -1,15 +1,23 @@
 """Errors the user fixes (a bad file, an argument that cannot work). Library code raises
-them; the command line prints one line, ``error: ...``, and exits with code 2."""
+them; the command line prints one line, ``error: ...``, and exits with code 2. A
+:class:`RuntimeFailure` (a service that cannot be reached, documents that failed) is one
+line and exit code 1."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 EXIT_USAGE = 2
+EXIT_FAILURE = 1
 
 
 class UserInputError(Exception):
     """Base of every error the CLI reports as one line with exit code 2."""
+
+
+class RuntimeFailure(Exception):
+    """The input was fine but the work failed (unreachable service, failed documents): the
+    CLI prints one line and exits with code 1."""
 
 
 class BadInputFile(UserInputError, ValueError):

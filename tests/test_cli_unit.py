@@ -16,12 +16,15 @@ def test_every_engine_config_field_is_a_flag():
         assert hasattr(args, name)
 
 
-def test_engine_flags_round_trip_through_serve_arguments():
-    argv = ["serve", "--model", "/m", "-tp", "2", "--max-model-len", "4096", "--no-enforce-eager",
+def test_engine_flags_round_trip_through_serve_arguments(tmp_path):
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    argv = ["serve", "--model", str(model), "-tp", "2", "--max-model-len", "4096", "--no-enforce-eager",
             "--gpu-memory-utilization", "0.5", "--prompt-format", "ziya"]
     config = common.engine_config_from(build_parser().parse_args(argv))
     assert (config.model, config.tensor_parallel_size, config.max_model_len, config.enforce_eager,
-            config.gpu_memory_utilization, config.prompt_format) == ("/m", 2, 4096, False, 0.5, "ziya")
+            config.gpu_memory_utilization, config.prompt_format) == (str(model), 2, 4096, False, 0.5, "ziya")
     again = build_parser().parse_args(["serve", *common.engine_cli_args(config)])
     assert common.engine_config_from(again) == config
 

@@ -9,6 +9,7 @@ from ie_service.extraction.constraints import MAX_EVENTS
 from ie_service.extraction.tasks import TASKS
 from ie_service.extraction.tasks.ee import ee_schema
 from ie_service.evaluation.scoring import Scorer
+from ie_service.user_errors import BadInputFile
 
 
 def test_known_prf_with_duplicates_partial_overlap_and_type_mismatch():
@@ -119,5 +120,5 @@ def test_jsonl_loader_and_missing_file(tmp_path):
     docs = datasets.load(str(path))
     assert docs[0].relations == [("Microsoft", "founded by", "Bill Gates")]
     assert datasets.load(str(instructie))[0].relations == [("A", "r", "B")]
-    with pytest.raises(FileNotFoundError, match="named sets"):
+    with pytest.raises(BadInputFile, match="named sets"):
         datasets.load(str(tmp_path / "nope.json"))

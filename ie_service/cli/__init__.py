@@ -2,17 +2,16 @@
 
 One module per command, each with ``register(sub)`` that adds its parser and sets ``func``
 (the command: args → exit code) on every leaf. A command raises :class:`UsageError` for
-arguments that do not fit together; its parser reports it (exit 2)."""
+arguments that do not fit together; its parser reports it (exit 2). Every other failure is
+one ``error:`` line too (:mod:`.failures`: exit 2 for bad input, 1 for runtime failures)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
-from ..user_errors import EXIT_USAGE, UserInputError, one_line
 from . import eval as eval_command
-from . import extract, kg, serve, train, weights
+from . import extract, failures, kg, serve, train, weights
 from .common import UsageError
 
 COMMANDS = (serve, weights, eval_command, kg, train, extract)
@@ -52,14 +51,7 @@ def setup_logging() -> None:
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except UsageError as exc:
-        args._parser.error(str(exc))  # exits 2
-        raise
-    except UserInputError as exc:
-        print(f"error: {one_line(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+    return failures.run(args.func, args, args._parser.error)
 
 
 __all__ = ["UsageError", "build_parser", "main"]

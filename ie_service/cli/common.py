@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import types
 import typing
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +15,8 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
 from ..engine import EngineConfig
+from ..user_errors import RuntimeFailure
+from . import arg_types
 
 
 class UsageError(Exception):
@@ -84,12 +87,58 @@ LISTS = {name for name, f in EngineConfig.model_fields.items() if typing.get_ori
 
 
 def engine_config_from(args: argparse.Namespace) -> EngineConfig:
+    """The engine flags as an :class:`EngineConfig`, checked (:func:`check_engine_config`)
+    before any engine starts: a bad value is a :class:`UsageError` naming the flag."""
     try:
         values = {name: getattr(args, name) for name in EngineConfig.model_fields}
-        return EngineConfig(**{k: v for k, v in values.items() if v is not None or k not in LISTS})
+        config = EngineConfig(**{k: v for k, v in values.items() if v is not None or k not in LISTS})
     except ValidationError as exc:
         problems = "; ".join(f"{_flag(str(e['loc'][0]))}: {e['msg']}" for e in exc.errors())
         raise UsageError(problems) from exc
+    check_engine_config(config)
+    return config
+
+
+DTYPES = ("auto", "bfloat16", "float16", "float32", "half", "float")
+EMBEDDED_NAMES = ("embedded", "embedded:base")
+
+
+def _looks_like_path(value: str) -> bool:
+    return value.startswith(("/", ".", "~")) or Path(value).exists()
+
+
+def _check_model_folder(flag: str, value: str | None, needs: str) -> None:
+    """A path-like ``--model`` / ``--tokenizer`` must be a folder holding ``needs``; other
+    names (a hub id) are left to the engine."""
+    if value is None or value in EMBEDDED_NAMES or not _looks_like_path(value):
+        return
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise UsageError(f"{flag} {value}: no such folder")
+    if not path.is_dir():
+        raise UsageError(f"{flag} {value}: is a file, expected a model folder (HF layout)")
+    if not (path / needs).is_file():
+        raise UsageError(f"{flag} {value}: no {needs} in this folder (expected an HF model folder)")
+
+
+def check_engine_config(config: EngineConfig) -> None:
+    """What the engine would only find out after it started: an unknown dtype or prompt
+    format, a model path that is not a model folder."""
+    from ..engine.prompt_formats import AUTO, CHAT, UnknownPromptFormat, available_formats, load_file_format
+
+    if config.dtype not in DTYPES:
+        raise UsageError(f"--dtype {config.dtype!r}: choose one of {', '.join(DTYPES)}")
+    if config.prompt_format not in (AUTO, CHAT):
+        try:
+            load_file_format(config.prompt_format)
+        except UnknownPromptFormat:
+            raise UsageError(f"--prompt-format {config.prompt_format!r}: choose one of "
+                             f"{', '.join([AUTO, *available_formats()])} or a .json template file") from None
+        except (OSError, ValueError, KeyError) as exc:
+            raise UsageError(f"--prompt-format {config.prompt_format}: not a template file "
+                             f"(JSON with prompt_input and prompt_no_input): {exc}") from None
+    _check_model_folder("--model", config.model, "config.json")
+    _check_model_folder("--tokenizer", config.tokenizer, "tokenizer_config.json")
 
 
 def engine_cli_args(config: EngineConfig) -> list[str]:
@@ -110,18 +159,44 @@ def engine_cli_args(config: EngineConfig) -> list[str]:
 
 def add_client_arguments(parser: argparse.ArgumentParser) -> None:
     """Where a client command finds the service: ``--url``, or a server started here."""
-    parser.add_argument("--url", default=None, help="a running service; default: start one here")
-    parser.add_argument("--api-key", default=None)
+    parser.add_argument("--url", type=arg_types.http_url, default=None,
+                        help="a running service; default: start one here")
+    parser.add_argument("--api-key", type=arg_types.non_empty, default=None)
     add_engine_arguments(parser)
 
 
+def check_reachable(url: str, api_key: str | None = None) -> None:
+    """:class:`RuntimeFailure` (exit 1) when nothing answers HTTP at ``url``: one line up
+    front, not one failure per document."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        httpx.get(f"{url}/health", headers=headers, timeout=10)
+    except httpx.TransportError as exc:
+        raise RuntimeFailure(f"cannot reach {url}: {type(exc).__name__}: {exc}") from None
+
+
 def service_url(args: argparse.Namespace, log_path: Path) -> AbstractContextManager[str]:
-    """Context yielding ``--url``, or the URL of a server started here with the engine flags."""
+    """Context yielding ``--url`` (checked to answer), or the URL of a server started here
+    with the engine flags (checked before it starts)."""
+    if args.url:
+        check_reachable(args.url, args.api_key)
+        return nullcontext(args.url)
+    return _started_here(engine_cli_args(engine_config_from(args)), log_path)
+
+
+@contextmanager
+def _started_here(extra_args: list[str], log_path: Path) -> Iterator[str]:
+    """A local server; one that does not come up is a :class:`RuntimeFailure` (exit 1)."""
     from ..local_server import local_server
 
-    if args.url:
-        return nullcontext(args.url)
-    return local_server(engine_cli_args(engine_config_from(args)), log_path=log_path)
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(local_server(extra_args, log_path=log_path))
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeFailure(f"the service started here did not come up: {exc}") from None
+        yield url
 
 
 def read_json(path: str) -> Any:

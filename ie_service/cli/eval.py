@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..extraction.tasks import TASKS, TriggersOnly
+from ..user_errors import EXIT_FAILURE, EXIT_USAGE
+from . import arg_types
 from .common import UsageError, add_client_arguments, read_json, service_url
 
 
@@ -29,10 +32,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"--triggers-only needs --task {able}")
     all_docs = datasets.load(args.dataset, args.format)
     docs = all_docs[args.offset:]
-    if args.limit:
+    if args.limit is not None:
         docs = docs[: args.limit]
     if not docs:
-        raise UsageError("no documents selected")
+        raise UsageError(f"no documents selected (--offset {args.offset} of {len(all_docs)})")
     schema = read_json(args.schema) if args.schema else task.gold_schema(all_docs)
     body = {"schema": schema, "constrained": not args.free, "language": args.language,
             "parameters": {"temperature": 0, "max_tokens": args.max_tokens}}
@@ -50,6 +53,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     predictions = Path(args.predictions or out_dir / f"{stem}.predictions.jsonl")
+    runner.read_predictions(predictions)  # a bad predictions file is an error before any service starts
     with service_url(args, out_dir / f"{stem}.server.log") as url:
         report = runner.evaluate(url.rstrip("/"), args.task, docs, body, predictions,
                                  concurrency=args.concurrency, api_key=args.api_key)
@@ -60,8 +64,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report_path.write_text(json.dumps(report, ensure_ascii=False, indent=2))
     for kind, scores in report["scores"].items():
         print(table(scores, f"{args.dataset} {args.task} {kind}"))
-    print(json.dumps(report["totals"]))
+    totals = report["totals"]
+    print(json.dumps(totals))
     print(f"report: {report_path}  predictions: {predictions}")
+    if totals["cut_lines"]:
+        print(f"warning: {predictions}: a cut last line (an interrupted run) was moved to "
+              f"{predictions}.cut and its document redone", file=sys.stderr)
+    if totals["errors"]:
+        why = ", ".join(f"{n}x {what}" for what, n in totals["failures"].items()) or "earlier runs"
+        print(f"error: {totals['errors']} of {len(docs)} documents have no prediction ({why}); "
+              "they were not saved and the scores leave them out: rerun the same command to retry "
+              "them", file=sys.stderr)
+        # the service refused every request as bad input (a schema it rejects): exit 2
+        statuses = set(totals["failures"])
+        bad_request = bool(statuses) and statuses <= {"HTTP 400", "HTTP 413", "HTTP 422"}
+        return EXIT_USAGE if bad_request and not totals["docs_this_run"] else EXIT_FAILURE
     return 0
 
 
@@ -69,27 +86,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("eval", help="score extraction on a gold set (P/R/F1, parse failures)",
                         description="Run /extract/{task} over a data set through a service (--url) "
                                     "or a server started here, and score strict P/R/F1 per type. "
-                                    "Resumable: predictions are appended to a JSONL file.")
+                                    "Resumable: predictions are appended to a JSONL file. Exit 1 while "
+                                    "any document has no prediction (rerun to retry them).")
     ev.add_argument("--dataset", required=True,
                     help="wnut17 | crossner-ai | crossner-music | fewfc (from ../shared/data or "
                          "$IE_SERVICE_DATA), or a path to a file of one of those formats")
     ev.add_argument("--format", choices=["bio", "crossner", "fewfc", "jsonl"], default=None,
                     help="file format (default: by name, or sniffed)")
     ev.add_argument("--task", required=True, choices=list(TASKS))
-    ev.add_argument("--limit", type=int, default=None, help="first N documents (after --offset)")
-    ev.add_argument("--offset", type=int, default=0)
+    ev.add_argument("--limit", type=arg_types.positive_int, default=None,
+                    help="first N documents (after --offset)")
+    ev.add_argument("--offset", type=arg_types.non_negative_int, default=0)
     add_client_arguments(ev)
     ev.add_argument("--free", action="store_true", help="unconstrained decoding")
     ev.add_argument("--language", default="auto", choices=["auto", "en", "zh"])
     ev.add_argument("--template", default=None, help="template name, or name@version to pin one")
     ev.add_argument("--schema", default=None, help="JSON file with the schema (default: the data's labels)")
     ev.add_argument("--examples", default=None, help="JSON file: few-shot [{input, output}]")
-    ev.add_argument("--labels-per-prompt", type=int, default=None)
+    ev.add_argument("--labels-per-prompt", type=arg_types.positive_int, default=None)
     ev.add_argument("--triggers-only", action="store_true",
                     help="EE: ask for event types and triggers, no arguments, and score triggers only")
-    ev.add_argument("--max-tokens", type=int, default=256)
-    ev.add_argument("--concurrency", type=int, default=8)
-    ev.add_argument("--out-dir", default="eval-runs")
-    ev.add_argument("--predictions", default=None, help="JSONL of predictions (resumes from it)")
-    ev.add_argument("--report", default=None, help="JSON report path")
+    ev.add_argument("--max-tokens", type=arg_types.positive_int, default=256)
+    ev.add_argument("--concurrency", type=arg_types.positive_int, default=8, help="requests in flight")
+    ev.add_argument("--out-dir", type=arg_types.output_dir, default="eval-runs")
+    ev.add_argument("--predictions", type=arg_types.output_file, default=None,
+                    help="JSONL of predictions (resumes from it; failed documents are not saved, "
+                         "so a rerun retries them)")
+    ev.add_argument("--report", type=arg_types.output_file, default=None, help="JSON report path")
     ev.set_defaults(func=cmd_eval)

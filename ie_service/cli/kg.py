@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from . import arg_types
 from .common import UsageError, add_client_arguments, read_json, service_url
 
 
 def cmd_kg_build(args: argparse.Namespace) -> int:
-    from ..kg.build import build, read_documents
+    from ..kg.build import build, read_documents, resume_state
 
     if args.schema:
         schema = read_json(args.schema)
@@ -19,18 +21,24 @@ def cmd_kg_build(args: argparse.Namespace) -> int:
         schema = [r.strip() for r in args.relations.split(",") if r.strip()]
     else:
         raise UsageError("give --schema FILE or --relations a,b,c")
-    if args.concurrency is not None and args.concurrency < 1:
-        raise UsageError("--concurrency must be at least 1")
     docs = list(read_documents(args.input, args.id_field, args.text_field))
-    if args.limit:
+    if args.limit is not None:
         docs = docs[: args.limit]
     request = {"schema": schema, "constrained": not args.free, "language": args.language,
                "parameters": {"temperature": 0, "max_tokens": args.max_tokens}}
     out = Path(args.out)
+    resume_state(out)  # a bad --out is an error before any service starts
     with service_url(args, out.with_suffix(".server.log")) as url:
         counts = build(url, docs, request, out, concurrency=args.concurrency, api_key=args.api_key)
     print(json.dumps(counts))
-    return 1 if counts["failed"] else 0
+    if counts["cut_lines"]:
+        print(f"warning: {out}: a cut last line (an interrupted run) was moved to {out}.cut and "
+              "its document redone", file=sys.stderr)
+    if counts["failed"]:
+        print(f"error: {counts['failed']} document(s) failed (not written); rerun the same command "
+              "to retry them", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_kg_export(args: argparse.Namespace) -> int:
@@ -41,8 +49,7 @@ def cmd_kg_export(args: argparse.Namespace) -> int:
     if not html and (args.documents or args.max_nodes is not None):
         raise UsageError("--documents and --max-nodes are for --format html")
     max_nodes = 500 if args.max_nodes is None else args.max_nodes
-    if max_nodes < 1:
-        raise UsageError("--max-nodes must be at least 1")
+    _check_export_out(Path(args.out), folder=args.format == "neo4j-csv")
     graph = load_graph(args.triples)
     documents = None
     if html and args.documents:
@@ -59,6 +66,21 @@ def cmd_kg_export(args: argparse.Namespace) -> int:
         if message:
             print(message)
     return 0
+
+
+def _check_export_out(out: Path, folder: bool) -> None:
+    """``--out`` of ``kg export``: a file in a folder that exists; for neo4j-csv a folder
+    (made if missing), not a file."""
+    if folder:
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out}: is a file; neo4j-csv writes a folder of CSV files")
+        if not out.parent.is_dir():
+            raise UsageError(f"--out {out}: the folder {out.parent} does not exist")
+        return
+    if out.is_dir():
+        raise UsageError(f"--out {out}: is a folder, expected a file")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: the folder {out.parent} does not exist")
 
 
 def _store_spec(text: str):
@@ -113,13 +135,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--id-field", default="id")
     b.add_argument("--text-field", default="text")
     add_client_arguments(b)
-    b.add_argument("--concurrency", type=int, default=None,
+    b.add_argument("--concurrency", type=arg_types.positive_int, default=None,
                    help="requests in flight (default: 16 per engine replica of the service, "
                         "from /v1/models: a --data-parallel-size 2 service gets 32)")
-    b.add_argument("--limit", type=int, default=None)
+    b.add_argument("--limit", type=arg_types.positive_int, default=None, help="first N documents")
     b.add_argument("--free", action="store_true", help="unconstrained decoding")
     b.add_argument("--language", default="auto", choices=["auto", "en", "zh"])
-    b.add_argument("--max-tokens", type=int, default=384)
+    b.add_argument("--max-tokens", type=arg_types.positive_int, default=384)
     b.set_defaults(func=cmd_kg_build)
     e = ops.add_parser("export", help="export triples JSONL as RDF, Neo4j CSV, Cypher or an HTML view")
     e.add_argument("--triples", required=True)
@@ -133,7 +155,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "{id, text} files, text files, folders), to show source sentences")
     e.add_argument("--id-field", default="id", help="html: id field of --documents JSONL")
     e.add_argument("--text-field", default="text", help="html: text field of --documents JSONL")
-    e.add_argument("--max-nodes", type=int, default=None,
+    e.add_argument("--max-nodes", type=arg_types.positive_int, default=None,
                    help="html: show at most this many entities, the most connected (default 500)")
     e.set_defaults(func=cmd_kg_export)
     store_help = ("oxigraph:PATH (RDF store, SPARQL) or ladybug:PATH (property graph, Cypher); "

@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import argparse
 
+from . import arg_types
 from .common import add_engine_arguments, engine_config_from
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from ..api.app import create_app
     from ..api.settings import ServiceSettings
-    from ..engine.vllm_engine import Engine, preflight, run_follower
 
+    # every flag is checked before anything starts (one-line error naming the flag, exit 2):
+    # the engine's (dtype, prompt format, model folder), then memory and the parallel layout
     config = engine_config_from(args)
-    # memory sizing and the parallel layout are checked before anything starts (one-line
-    # error naming the flag, exit 2)
-    preflight(config, headless=args.headless)
-    if args.headless:
-        return run_follower(config)
     settings = ServiceSettings(
         api_keys=(args.api_key or []) + ServiceSettings.keys_from_env(),
         max_request_bytes=args.max_request_bytes,
         max_outstanding=args.max_outstanding,
         request_timeout_s=args.request_timeout,
     )
+    import uvicorn
+
+    from ..api.app import create_app
+    from ..engine.vllm_engine import Engine, preflight, run_follower
+
+    preflight(config, headless=args.headless)
+    if args.headless:
+        return run_follower(config)
     app = create_app(lambda: Engine.start(config), settings=settings)
     # our middleware writes one JSON access line per request; uvicorn's own is off
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
@@ -45,19 +47,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                                        "/health on HTTP.")
     add_engine_arguments(serve)
     serve.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 in containers)")
-    serve.add_argument("--port", type=int, default=8090)
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--port", type=arg_types.port, default=8090, help="TCP port, 1-65535")
+    serve.add_argument("--log-level", default="info",
+                       choices=["critical", "error", "warning", "info", "debug", "trace"])
     serve.add_argument("--headless", action="store_true",
                        help="follower node of a multi-node engine (--nnodes N --node-rank R ≥ 1 "
                             "--master-addr LEADER): run only this node's engine workers, no HTTP")
     limits = serve.add_argument_group("limits and access")
-    limits.add_argument("--api-key", action="append", default=None,
+    limits.add_argument("--api-key", action="append", default=None, type=arg_types.non_empty,
                         help="require this key on every route (repeatable; also $IE_SERVICE_API_KEYS, "
-                             "comma-separated); clients send 'Authorization: Bearer KEY' or 'X-API-Key'")
-    limits.add_argument("--max-request-bytes", type=int, default=2 * 1024 * 1024, help="larger bodies: 413")
-    limits.add_argument("--max-outstanding", type=int, default=256,
+                             "comma-separated); clients send 'Authorization: Bearer KEY' or 'X-API-Key'. "
+                             "An empty key is refused")
+    limits.add_argument("--max-request-bytes", type=arg_types.int_at_least(1024), default=2 * 1024 * 1024,
+                        help="larger bodies: 413 (at least 1024)")
+    limits.add_argument("--max-outstanding", type=arg_types.positive_int, default=256,
                         help="engine requests in flight + waiting; beyond this: 429 with Retry-After")
-    limits.add_argument("--request-timeout", type=float, default=600.0,
+    limits.add_argument("--request-timeout", type=arg_types.positive_float, default=600.0,
                         help="seconds per engine request; beyond: 504 and the generation is aborted")
     serve.set_defaults(func=cmd_serve)
 

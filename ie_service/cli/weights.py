@@ -6,16 +6,19 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from . import arg_types
+
 
 def _reported(run: Callable[[argparse.Namespace], object]) -> Callable[[argparse.Namespace], int]:
     """A weights op whose known failures print ``error: ...`` and exit 2; a path result is printed."""
     def cmd(args: argparse.Namespace) -> int:
+        from ..user_errors import one_line
         from ..weights.shards import WeightsError
 
         try:
             result = run(args)
         except (WeightsError, FileNotFoundError, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {one_line(exc)}", file=sys.stderr)
             return 2
         if isinstance(result, int):
             return result
@@ -97,7 +100,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--out", required=True, help="output folder (must not exist)")
         p.add_argument("--force", action="store_true", help="replace an existing output folder")
     h = ops.add_parser("md5", help="write or check an MD5 manifest (md5sum format)")
-    h.add_argument("dir")
-    h.add_argument("--expect", help="manifest to check against (exit 1 on any mismatch)")
-    h.add_argument("--write", help="where to write the manifest (default DIR/md5sums.txt)")
+    h.add_argument("dir", type=arg_types.existing_dir, help="model folder")
+    h.add_argument("--expect", type=arg_types.existing_file,
+                   help="manifest to check against (exit 1 on any mismatch)")
+    h.add_argument("--write", type=arg_types.output_file,
+                   help="where to write the manifest (default DIR/md5sums.txt)")
     h.set_defaults(func=cmd_md5)

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .. import jsonl
 from ..extraction.tasks import TASKS
 from ..gold import GoldDoc, GoldEvent
+from ..user_errors import BadInputFile
 
 
 def data_dir() -> Path:
@@ -30,6 +35,29 @@ NAMED = {
 }
 
 
+def _text_of(path: Path) -> str:
+    """The file as UTF-8 text; :class:`BadInputFile` (missing, a folder, binary) otherwise."""
+    data = jsonl.read_bytes(path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInputFile(path, f"not UTF-8 text (byte {exc.start}); a binary file?",
+                           line=data.count(b"\n", 0, exc.start) + 1) from None
+
+
+def _checked(model: type[BaseModel], value: Any, path: Path, line: int | None, what: str) -> Any:
+    """``value`` validated as ``model`` (:class:`BadInputFile` naming the first problem)."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"]) or "the row"
+        raise BadInputFile(path, f"not {what}: {where}: {err['msg']}", line=line) from None
+
+
+_BIO_TAG = re.compile(r"^(O|[BI]-\S+)$")
+
+
 def load_bio(path: Path) -> list[GoldDoc]:
     docs, tokens, tags = [], [], []
 
@@ -39,15 +67,19 @@ def load_bio(path: Path) -> list[GoldDoc]:
         tokens.clear()
         tags.clear()
 
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for n, line in enumerate(_text_of(path).splitlines(), 1):
         if not line.strip():
             flush()
             continue
         token, _, tag = line.rstrip("\n").rpartition("\t")
         if not token:  # some files use spaces
             token, _, tag = line.strip().rpartition(" ")
+        tag = tag.strip() or "O"
+        if not token or not _BIO_TAG.match(tag):
+            raise BadInputFile(path, f"not BIO: expected TOKEN<TAB>TAG with TAG O, B-TYPE or I-TYPE, "
+                                     f"got {line[:60]!r} (wrong --format?)", line=n)
         tokens.append(token)
-        tags.append(tag.strip() or "O")
+        tags.append(tag)
     flush()
     return docs
 
@@ -72,25 +104,97 @@ def _bio_doc(doc_id: str, tokens: list[str], tags: list[str]) -> GoldDoc:
     return GoldDoc(id=doc_id, text=" ".join(tokens), entities=bio_entities(tokens, tags))
 
 
+# ---- the rows of each JSON format (what a file must hold; pydantic names what is wrong)
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+
+class CrossNEREntity(_Row):
+    name: str
+    type: str
+
+
+class CrossNERRow(_Row):
+    sentence: str
+    entity_list: list[CrossNEREntity] = Field(default_factory=list)
+
+
+class FewFCMention(_Row):
+    word: str
+    role: str
+
+
+class FewFCEvent(_Row):
+    type: str
+    mentions: list[FewFCMention] = Field(default_factory=list)
+
+
+class FewFCRow(_Row):
+    id: str | int | None = None
+    content: str
+    events: list[FewFCEvent] = Field(default_factory=list)
+
+
+class JsonlEntity(_Row):
+    text: str
+    type: str
+
+
+class JsonlRelation(_Row):
+    head: str
+    relation: str
+    tail: str
+
+
+class JsonlArgument(_Row):
+    role: str
+    text: str
+
+
+class JsonlEvent(_Row):
+    type: str
+    trigger: str | None = None
+    arguments: list[JsonlArgument] = Field(default_factory=list)
+
+
+class JsonlRow(_Row):
+    model_config = ConfigDict(strict=True, extra="allow")
+    id: str | int | None = None
+    text: str
+    entities: list[JsonlEntity] = Field(default_factory=list)
+    relations: list[JsonlRelation] | None = None
+    relation: list[JsonlRelation] | None = None  # InstructIE / CCKS2023
+    events: list[JsonlEvent] = Field(default_factory=list)
+
+
 def load_crossner(path: Path) -> list[GoldDoc]:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return [GoldDoc(id=str(i), text=d["sentence"],
-                    entities=[(e["name"], e["type"]) for e in d.get("entity_list", [])])
-            for i, d in enumerate(data)]
+    try:
+        data = json.loads(_text_of(path))
+    except json.JSONDecodeError as exc:
+        raise BadInputFile(path, f"not JSON: {exc.msg} (wrong --format?)", line=exc.lineno) from None
+    if not isinstance(data, list):
+        raise BadInputFile(path, f"not CrossNER: expected a JSON list of sentences, got {type(data).__name__}")
+    rows = [_checked(CrossNERRow, d, path, None, f"CrossNER (item {i})") for i, d in enumerate(data)]
+    return [GoldDoc(id=str(i), text=r.sentence, entities=[(e.name, e.type) for e in r.entity_list])
+            for i, r in enumerate(rows)]
+
+
+def _json_lines(path: Path) -> list[tuple[int, dict]]:
+    return jsonl.parse_json_lines(path, jsonl.read_bytes(path), strict=True).records
 
 
 def load_fewfc(path: Path) -> list[GoldDoc]:
     docs = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        d = json.loads(line)
+    for n, d in _json_lines(path):
+        row = _checked(FewFCRow, d, path, n, "FewFC")
         events = []
-        for ev in d.get("events", []):
-            trigger = next((m["word"] for m in ev.get("mentions", []) if m.get("role") == "trigger"), None)
-            args = [(m["role"], m["word"]) for m in ev.get("mentions", []) if m.get("role") != "trigger"]
-            events.append(GoldEvent(type=ev["type"], trigger=trigger, arguments=args))
-        docs.append(GoldDoc(id=str(d.get("id", len(docs))), text=d["content"], events=events))
+        for ev in row.events:
+            trigger = next((m.word for m in ev.mentions if m.role == "trigger"), None)
+            args = [(m.role, m.word) for m in ev.mentions if m.role != "trigger"]
+            events.append(GoldEvent(type=ev.type, trigger=trigger, arguments=args))
+        docs.append(GoldDoc(id=str(row.id if row.id is not None else len(docs)), text=row.content, events=events))
     return docs
 
 
@@ -100,19 +204,15 @@ _JSONL_FIELDS = {"id", "text", "entities", "relations", "relation", "events"}
 def load_jsonl(path: Path) -> list[GoldDoc]:
     """The project's format; fields it does not know are kept in ``extra``."""
     docs = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-        if not line.strip():
-            continue
-        d = json.loads(line)
+    for n, d in _json_lines(path):
+        row = _checked(JsonlRow, d, path, n, "a JSONL gold row")
+        relations = row.relations if row.relations is not None else (row.relation or [])
         docs.append(GoldDoc(
-            id=str(d.get("id", i)), text=d["text"],
-            entities=[(e["text"], e["type"]) for e in d.get("entities", [])],
-            # InstructIE / CCKS2023 write the triples under "relation"
-            relations=[(r["head"], r["relation"], r["tail"])
-                       for r in d.get("relations", d.get("relation", []))],
-            events=[GoldEvent(type=e["type"], trigger=e.get("trigger"),
-                              arguments=[(a["role"], a["text"]) for a in e.get("arguments", [])])
-                    for e in d.get("events", [])],
+            id=str(row.id if row.id is not None else n - 1), text=row.text,
+            entities=[(e.text, e.type) for e in row.entities],
+            relations=[(r.head, r.relation, r.tail) for r in relations],
+            events=[GoldEvent(type=e.type, trigger=e.trigger, arguments=[(a.role, a.text) for a in e.arguments])
+                    for e in row.events],
             extra={k: v for k, v in d.items() if k not in _JSONL_FIELDS}))
     return docs
 
@@ -121,7 +221,9 @@ LOADERS = {"bio": load_bio, "crossner": load_crossner, "fewfc": load_fewfc, "jso
 
 
 def sniff_format(path: Path) -> str:
-    head = path.read_text(encoding="utf-8")[:2000].lstrip()
+    """By content: a JSON list is CrossNER, JSON lines FewFC (``content``) or the project's
+    JSONL, anything else BIO (its loader names the first line that is not)."""
+    head = jsonl.read_bytes(path)[:4000].decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     if head.startswith("["):
         return "crossner"
     if head.startswith("{"):
@@ -130,15 +232,30 @@ def sniff_format(path: Path) -> str:
 
 
 def load(name_or_path: str, fmt: str | None = None) -> list[GoldDoc]:
-    """A named set (``wnut17``, ``crossner-ai``, ``crossner-music``, ``fewfc``) or a file."""
+    """A named set (``wnut17``, ``crossner-ai``, ``crossner-music``, ``fewfc``) or a file;
+    :class:`BadInputFile` naming the file (and line) for anything that is not one."""
     if name_or_path in NAMED:
         rel, named_fmt = NAMED[name_or_path]
         path, fmt = data_dir() / rel, fmt or named_fmt
+        if not path.is_file():
+            raise BadInputFile(path, f"the named set {name_or_path!r} is not here (set $IE_SERVICE_DATA "
+                                     "to the data folder)")
     else:
         path = Path(name_or_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no dataset file at {path} (named sets: {sorted(NAMED)})")
-    return LOADERS[fmt or sniff_format(path)](path)
+        if path.is_dir():
+            raise BadInputFile(path, "is a folder, expected a dataset file")
+        if not path.is_file():
+            raise BadInputFile(path, f"no such file (named sets: {', '.join(sorted(NAMED))})")
+    docs = LOADERS[fmt or sniff_format(path)](path)
+    if not docs:
+        raise BadInputFile(path, "no documents in this file")
+    seen: dict[str, int] = {}
+    for i, doc in enumerate(docs):
+        if doc.id in seen:
+            raise BadInputFile(path, f"document id {doc.id!r} occurs twice (documents {seen[doc.id] + 1} "
+                                     f"and {i + 1}); resuming needs unique ids")
+        seen[doc.id] = i
+    return docs
 
 
 def labels_of(docs: list[GoldDoc], task: str) -> Any:

@@ -2,7 +2,8 @@
 
 A document's line is written (and flushed) only when its extraction is complete, so an
 interrupted run resumes by skipping the ids already in the output: nothing is lost and
-nothing is written twice."""
+nothing is written twice. A line cut by a kill is moved aside before the resume appends
+(:mod:`ie_service.jsonl`), so the output stays a file ``kg export`` reads."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 from tqdm import tqdm
 
+from .. import jsonl
 from ..client import AsyncIEClient, IEClient, IEConnectionError, IEError, IEStatusError
 from ..user_errors import BadInputFile, UserInputError
 
@@ -26,9 +28,10 @@ class Document(BaseModel):
 
 
 def read_documents(paths: list[str], id_field: str = "id", text_field: str = "text") -> Iterator[Document]:
-    """JSONL files (one ``{id, text}`` object a line) and text files (one document each,
-    id = file name); a folder stands for the files in it. A line or file that cannot be
-    used raises :class:`BadInputFile` naming the file and line."""
+    """JSON lines files (one ``{id, text}`` object a line: named ``.jsonl`` / ``.ndjson`` in
+    any case, or any file whose every line is a JSON object) and text files (one document
+    each, id = file name); a folder stands for the files in it. A line or file that cannot
+    be used raises :class:`BadInputFile` naming the file and line."""
     for raw in paths:
         path = Path(raw)
         if not path.exists():
@@ -41,8 +44,11 @@ def read_documents(paths: list[str], id_field: str = "id", text_field: str = "te
                 data = f.read_bytes()
             except OSError as exc:
                 raise BadInputFile(f, exc.strerror or str(exc)) from None
-            if f.suffix == ".jsonl":
+            if jsonl.is_jsonl_name(f) or jsonl.looks_like_json_lines(data):
                 yield from _jsonl_documents(f, data, id_field, text_field)
+            elif f.suffix.lower() == ".json":
+                raise BadInputFile(f, "expected JSON lines (one {id, text} object a line), "
+                                      "or a text file not named .json")
             else:
                 try:
                     text = data.decode("utf-8")
@@ -78,16 +84,25 @@ def _jsonl_documents(f: Path, data: bytes, id_field: str, text_field: str) -> It
         yield Document(id=str(doc_id), text=text)
 
 
-def done_ids(out: Path) -> set[str]:
-    """Ids already written; a torn last line (killed mid-write) is ignored and redone."""
+def resume_state(out: Path) -> tuple[set[str], int]:
+    """(ids already written, cut last lines skipped: 0 or 1). A cut last line (killed
+    mid-write) is redone; any other line that is not a record is an error naming it."""
+    if out.is_dir():
+        raise BadInputFile(out, "is a folder, expected the triples JSONL file")
+    lines = jsonl.read_json_lines(out, what="an object with doc_id and triples", missing_ok=True)
     ids = set()
-    if out.is_file():
-        for line in out.read_text(encoding="utf-8").splitlines():
-            try:
-                ids.add(json.loads(line)["doc_id"])
-            except (ValueError, KeyError, TypeError):
-                continue
-    return ids
+    for n, rec in lines.records:
+        doc_id = rec.get("doc_id")
+        if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)) or "triples" not in rec:
+            raise BadInputFile(out, "not a kg build record (expected doc_id and triples); "
+                                    "is --out another file?", line=n)
+        ids.add(str(doc_id))
+    return ids, lines.cut
+
+
+def done_ids(out: Path) -> set[str]:
+    """Ids already written (see :func:`resume_state`)."""
+    return resume_state(out)[0]
 
 
 async def _build(url: str, docs: list[Document], request: dict[str, Any], out: Path,
@@ -98,7 +113,7 @@ async def _build(url: str, docs: list[Document], request: dict[str, Any], out: P
     out.parent.mkdir(parents=True, exist_ok=True)
     # the client retries 429/503 (Retry-After) and connection failures, bounded
     async with AsyncIEClient(url, api_key=api_key, timeout=900, max_connections=concurrency) as client:
-        with out.open("a", encoding="utf-8") as sink:
+        with jsonl.open_for_append(out) as sink:
             async def one(doc: Document) -> None:
                 async with sem:
                     try:
@@ -114,9 +129,8 @@ async def _build(url: str, docs: list[Document], request: dict[str, Any], out: P
                         bar.update()
                         return
                 body = result.model_dump()
-                sink.write(json.dumps({"doc_id": doc.id, "triples": body["triples"],
-                                       "warnings": body["warnings"]}, ensure_ascii=False) + "\n")
-                sink.flush()
+                jsonl.append(sink, {"doc_id": doc.id, "triples": body["triples"],
+                                    "warnings": body["warnings"]})
                 counts["docs"] += 1
                 counts["triples"] += len(body["triples"])
                 bar.update()
@@ -144,10 +158,11 @@ def service_replicas(url: str, api_key: str | None = None) -> int:
 
 def build(url: str, documents: list[Document], request: dict[str, Any], out: Path,
           concurrency: int | None = None, api_key: str | None = None) -> dict[str, int]:
-    """Extract triples for every document not yet in ``out``; returns counts of this run.
+    """Extract triples for every document not yet in ``out``; returns counts of this run
+    (``cut_lines``: a cut last line found in ``out``, moved aside and its document redone).
     ``concurrency`` (requests in flight) defaults to ``PER_REPLICA`` per engine replica of
     the service, so a data-parallel service gets every replica busy."""
-    seen = done_ids(out)
+    seen, cut = resume_state(out)
     ids = [d.id for d in documents]
     if not ids:
         raise UserInputError("no documents to process")
@@ -160,5 +175,6 @@ def build(url: str, documents: list[Document], request: dict[str, Any], out: Pat
         concurrency = PER_REPLICA * service_replicas(url, api_key)
     counts = asyncio.run(_build(url.rstrip("/"), todo, request, out, concurrency, api_key, len(documents)))
     counts["skipped"] = len(documents) - len(todo)
+    counts["cut_lines"] = cut
     counts["concurrency"] = concurrency
     return counts

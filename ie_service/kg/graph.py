@@ -7,7 +7,6 @@ control characters, no leading/trailing whitespace, and no entity with an empty 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import unicodedata
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import jsonl
 from ..user_errors import BadInputFile
 
 log = logging.getLogger(__name__)
@@ -80,30 +80,12 @@ def _entity(value: Any, what: str, path: Path, n: int) -> tuple[str, str | None]
 
 
 def _records(path: Path):
-    """``(line number, object)`` for every line; a torn last line (an interrupted build
+    """``(line number, object)`` for every line; a cut last line (an interrupted build
     writes no newline after it) is skipped with a warning, any other bad line raises."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise BadInputFile(path, exc.strerror or str(exc)) from None
-    lines = data.split(b"\n")
-    last = len(lines) if data.endswith(b"\n") else len(lines) - 1  # 0-based index of a torn line
-    for i, raw in enumerate(lines):
-        n = i + 1
-        if not raw.strip():
-            continue
-        try:
-            line = raw.decode("utf-8")
-            obj = json.loads(line)
-        except (UnicodeDecodeError, ValueError) as exc:
-            if i == last:
-                log.warning("%s:%d: incomplete last line ignored (an interrupted build?)", path, n)
-                continue
-            why = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else f"not JSON ({exc})"
-            raise BadInputFile(path, why, line=n) from None
-        if not isinstance(obj, dict):
-            raise BadInputFile(path, f"expected an object with doc_id and triples, got {type(obj).__name__}", line=n)
-        yield n, obj
+    lines = jsonl.read_json_lines(path, what="an object with doc_id and triples")
+    if lines.cut:
+        log.warning("%s: incomplete last line ignored (an interrupted build?)", path)
+    yield from lines.records
 
 
 def load_graph(path: str | Path) -> Graph:

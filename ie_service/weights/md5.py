@@ -22,6 +22,8 @@ def file_md5(path: Path) -> str:
 def folder_md5(folder: str | Path) -> dict[str, str]:
     """``{relative path: md5}`` of every file in the folder (the manifest excluded)."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: not a folder (md5 manifests are of model folders)")
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
     return {str(p.relative_to(folder)): file_md5(p) for p in tqdm(files, desc="md5", unit="file")}
 
@@ -32,7 +34,11 @@ def write_manifest(sums: dict[str, str], path: str | Path) -> None:
 
 def read_manifest(path: str | Path) -> dict[str, str]:
     out = {}
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not an md5sum manifest (not UTF-8 text)") from None
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         digest, _, name = line.partition("  ")
@@ -45,6 +51,10 @@ def read_manifest(path: str | Path) -> dict[str, str]:
 def check(folder: str | Path, expected: dict[str, str]) -> list[str]:
     """Problems found (empty list = all files present with the expected checksums)."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: not a folder")
+    if not expected:
+        raise ValueError("the manifest lists no files")
     problems = []
     for name, digest in tqdm(sorted(expected.items()), desc="md5 check", unit="file"):
         path = folder / name

@@ -1,5 +1,6 @@
 """``ladybug:PATH``: an on-disk LadybugDB (the maintained Kùzu fork) property graph, queried
-with Cypher.
+with Cypher. ``kg query`` opens it read-only and runs only what
+:func:`~ie_service.kg.stores.read_only.check_cypher` lets through.
 
 ``load`` runs, in one transaction: the schema (Kùzu needs typed tables before any data:
 :data:`SCHEMA`), a clear of every node and edge, then the statements of
@@ -18,6 +19,7 @@ from ...user_errors import UserInputError, one_line
 from ..export import to_cypher
 from ..graph import Graph
 from . import Counts, QueryError, chunks
+from .read_only import check_cypher
 
 SCHEMA = [
     "CREATE NODE TABLE IF NOT EXISTS Entity(id STRING PRIMARY KEY, name STRING, type STRING)",
@@ -74,7 +76,19 @@ class LadybugStore:
         self.run("COMMIT")
         return self.counts()
 
+    def explain(self, text: str) -> str:
+        """The store's plan of one statement (``EXPLAIN``), as text."""
+        try:
+            result = self.conn.execute("EXPLAIN " + text)
+            rows = result.get_all()
+        except (RuntimeError, AttributeError) as exc:  # AttributeError: several statements
+            raise QueryError(f"Cypher: {one_line(exc).replace('EXPLAIN ', '', 1)}") from None
+        return "\n".join(str(cell) for row in rows for cell in row)
+
     def query(self, text: str) -> list[dict[str, Any]]:
+        """Rows of a read query; anything else is refused before it runs
+        (:mod:`~ie_service.kg.stores.read_only`)."""
+        check_cypher(text, self.explain)
         return self.run(text)
 
     def counts(self) -> Counts:

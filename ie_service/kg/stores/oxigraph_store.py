@@ -1,4 +1,5 @@
-"""``oxigraph:PATH``: an on-disk Oxigraph (pyoxigraph) RDF store, queried with SPARQL.
+"""``oxigraph:PATH``: an on-disk Oxigraph (pyoxigraph) RDF store, queried with SPARQL
+(``kg query`` opens it with ``Store.read_only`` and runs only read queries).
 
 ``load`` clears the store and bulk-loads the N-Triples of :func:`~ie_service.kg.export.to_rdf`
 into the default graph, so the store holds what ``kg export --format nt`` writes: every
@@ -17,6 +18,7 @@ from ...user_errors import UserInputError, one_line
 from ..export import BASE, RDFS_LABEL, to_rdf
 from ..graph import Graph
 from . import Counts, QueryError, chunks
+from .read_only import check_sparql
 
 XSD = "http://www.w3.org/2001/XMLSchema#"
 _INTS = {XSD + t for t in ("integer", "int", "long", "short", "byte", "nonNegativeInteger",
@@ -72,6 +74,9 @@ class OxigraphStore:
         return self.counts()
 
     def query(self, text: str) -> list[dict[str, Any]]:
+        """Rows of a read query; an update, LOAD or SERVICE is refused before it runs
+        (:func:`~ie_service.kg.stores.read_only.check_sparql`)."""
+        check_sparql(text)
         try:
             result = self.store.query(text)
             if isinstance(result, ox.QueryBoolean):

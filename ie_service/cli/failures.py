@@ -1,0 +1,67 @@
+"""How every command's failure reaches the user: one ``error: ...`` line on stderr and an
+exit code, never a traceback. 2: bad input (a file, a flag, a query); 1: a runtime failure
+(a service that cannot be reached, documents that failed); 130: interrupted.
+
+Commands raise :class:`~ie_service.user_errors.UserInputError` (exit 2) or
+:class:`~ie_service.user_errors.RuntimeFailure` (exit 1); a few library exceptions that
+always mean bad input (a file that cannot be read or written, a pydantic validation error)
+are reported the same way. Anything else is a bug: one line naming it, exit 1, and the
+traceback only with ``IE_SERVICE_TRACEBACK=1``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+from ..user_errors import EXIT_FAILURE, EXIT_USAGE, RuntimeFailure, UserInputError, one_line
+
+TRACEBACK_ENV = "IE_SERVICE_TRACEBACK"
+
+
+def error(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _os_error(exc: OSError) -> str:
+    where = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p)
+    what = exc.strerror or one_line(exc)
+    return f"{where}: {what}" if where else what
+
+
+def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace,
+        usage_error: Callable[[str], object]) -> int:
+    """``command(args)``'s exit code, failures turned into one line. ``usage_error``: the
+    command's ``parser.error`` (for :class:`~ie_service.cli.common.UsageError`)."""
+    import httpx
+    from pydantic import ValidationError
+
+    from .common import UsageError
+
+    try:
+        return command(args)
+    except UsageError as exc:
+        usage_error(one_line(exc))  # argparse: usage + one error line, exit 2
+        raise
+    except UserInputError as exc:
+        return error(one_line(exc), EXIT_USAGE)
+    except RuntimeFailure as exc:
+        return error(one_line(exc), EXIT_FAILURE)
+    except httpx.TransportError as exc:
+        url = exc.request.url if exc._request is not None else "the service"
+        return error(f"cannot reach {url}: {type(exc).__name__}: {one_line(exc)}", EXIT_FAILURE)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+        return error(one_line(problems), EXIT_USAGE)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
+            FileExistsError) as exc:
+        return error(_os_error(exc), EXIT_USAGE)
+    except KeyboardInterrupt:
+        return error("interrupted", 130)
+    except Exception as exc:  # a bug: say what, keep the traceback for who asks
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        return error(f"internal error: {type(exc).__name__}: {one_line(exc)} "
+                     f"(set {TRACEBACK_ENV}=1 for the traceback)", EXIT_FAILURE)
