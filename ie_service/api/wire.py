@@ -56,6 +56,10 @@ class ModelCard(BaseModel):
     max_model_len: int
     replicas: int = Field(1, description="engine replicas (data parallel): a client keeps about "
                                          "this many times more requests in flight")
+    prompt_format: str | None = Field(None, description="the prompt format the model is served with")
+    prompt_format_reason: str | None = Field(None, description="why that format (the evidence, or the flag)")
+    dtype: str | None = Field(None, description="the dtype the engine runs in")
+    quantization: str | None = Field(None, description="vLLM's quantization method, if any")
 
 
 class ModelList(BaseModel):

@@ -12,10 +12,11 @@ import sys
 
 from ..user_errors import EXIT_USAGE, UserInputError, one_line
 from . import eval as eval_command
+from . import inspect as inspect_command
 from . import kg, serve, train, weights
 from .common import UsageError
 
-COMMANDS = (serve, weights, eval_command, kg, train)
+COMMANDS = (serve, inspect_command, weights, eval_command, kg, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,4 +46,9 @@ class EngineConfig(BaseModel):
     )
     enforce_eager: bool = True
     seed: int = 0
-    prompt_format: str = Field("auto", description="alpaca | ziya | raw | chat | auto | FILE.json")
+    quantization: str | None = Field(
+        None, description="vLLM's quantization method (gptq, awq, ...), passed through. Default: "
+                          "what the folder says (config.json quantization_config, or a "
+                          "quantize_config.json / quant_config.json that vLLM reads only when told)")
+    prompt_format: str = Field("auto", description="alpaca | ziya | oneke | firefly | raw | chat | auto | "
+                                                   "FILE.json (auto: from the folder, see inspect-model)")

@@ -13,5 +13,10 @@ router = APIRouter()
 @router.get("/v1/models", response_model=ModelList)
 async def models(request: Request) -> ModelList:
     engine = engine_of(request)
+    fmt = getattr(engine, "prompt_format", None)
     return ModelList(data=[ModelCard(id=engine.model_name, max_model_len=engine.max_model_len,
-                                     replicas=engine.replicas)])
+                                     replicas=engine.replicas,
+                                     prompt_format=getattr(fmt, "name", None),
+                                     prompt_format_reason=getattr(engine, "prompt_format_reason", None),
+                                     dtype=getattr(engine, "run_dtype", None),
+                                     quantization=getattr(engine, "quantization", None))])
