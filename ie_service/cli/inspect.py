@@ -35,7 +35,7 @@ def format_inspection(inspection) -> str:
          if q else "none"),
         ("prompt format", f"{inspection.prompt_format} ({inspection.prompt_format_reason})"),
         ("runs in", f"{inspection.run_dtype} ({inspection.dtype_reason})"),
-        ("memory", f"weights ~{inspection.weights_gib:.3f} GiB at {inspection.run_dtype}; KV cache "
+        ("memory", f"weights ~{_size(inspection.weights_gib)} at {inspection.run_dtype}; KV cache "
                    f"{inspection.kv_cache_mib_per_1k_tokens:g} MiB per 1k tokens"),
         ("files", " ".join(inspection.files)),
     ]
@@ -44,6 +44,10 @@ def format_inspection(inspection) -> str:
         rows.append(("refused", inspection.refusal))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in rows)
+
+
+def _size(gib: float) -> str:
+    return f"{gib:.2f} GiB" if gib >= 1 else f"{gib * 1024:.1f} MiB"
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

@@ -91,7 +91,7 @@ class ModelInspection(BaseModel):
     prompt_format_reason: str
     run_dtype: str = Field(description="the dtype the engine will run in")
     dtype_reason: str
-    weights_gib: float = Field(description="weights in memory at run_dtype (one worker)")
+    weights_gib: float = Field(description="weights in memory at run_dtype (one worker), GiB")
     kv_cache_mib_per_1k_tokens: float = Field(0.0, description="KV cache per 1024 tokens at run_dtype")
     files: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
@@ -104,10 +104,16 @@ class ModelInspection(BaseModel):
                 f"stored {self.stored_dtype}, runs in {self.run_dtype} ({self.dtype_reason}); "
                 f"quantization {quant}; chat template {'yes' if self.chat_template else 'no'}; "
                 f"prompt format {self.prompt_format} ({self.prompt_format_reason}); "
-                f"weights ~{self.weights_gib:.2f} GiB at {self.run_dtype}")
+                f"weights ~{_size(self.weights_gib)} at {self.run_dtype}")
         if self.warnings:
             line += "; warning: " + "; ".join(self.warnings)
+        if self.refusal:
+            line += "; refused: " + self.refusal
         return line
+
+
+def _size(gib: float) -> str:
+    return f"{gib:.2f} GiB" if gib >= 1 else f"{gib * 1024:.1f} MiB"
 
 
 # --- reading files --------------------------------------------------------------------------
@@ -323,11 +329,19 @@ def inspect_model(path: str | Path, *, dtype: str = AUTO, on_cpu: bool = True, h
         vocab_size=text.get("vocab_size") if isinstance(text.get("vocab_size"), int) else None,
         tokenizer=kind, special_tokens=tokens, chat_template=chat, stored_dtype=stored, quantization=quant,
         prompt_format=fmt, prompt_format_reason=reason, run_dtype=run, dtype_reason=why,
-        weights_gib=round(footprint.weights_bytes / GiB, 3),
+        weights_gib=round(footprint.weights_bytes / GiB, 4),
         kv_cache_mib_per_1k_tokens=round(footprint.kv_bytes_per_token * 1024 / 1024**2, 2),
         files=sorted(p.name for p in folder.iterdir() if p.is_file()),
         warnings=warnings, refusal=refusal,
     )
+
+
+def check_format_name(name: str | None) -> None:
+    """Refuse (ValueError) a format name no file or renderer has, before any work is done."""
+    from .prompt_formats import UnknownPromptFormat, available_formats
+
+    if name and name != AUTO and not name.endswith(".json") and name not in available_formats():
+        raise UnknownPromptFormat(f"unknown prompt format {name!r}; choose one of {available_formats()}")
 
 
 def write_sidecar(folder: str | Path, prompt_format: str, source: str) -> Path:
