@@ -229,3 +229,26 @@ def test_models_route_reports_format_reason_dtype_and_quantization():
     assert (card["prompt_format"], card["prompt_format_reason"], card["dtype"], card["quantization"]) == (
         "oneke", "config.json says", "bfloat16", "gptq")
     assert card["id"] == "scripted" and card["replicas"] == 1  # the fields that were there stay
+
+
+def test_engine_renders_the_inspected_format_and_reports_it(folders):
+    """Engine (a stand-in for AsyncLLM, the real tokenizer of the folder): the OneKE-like
+    folder renders OneKE's wrap; a 'chat' choice without a template in the loaded tokenizer
+    falls back, saying why; --prompt-format wins."""
+    from transformers import AutoTokenizer
+
+    from ie_service.engine.vllm_engine import Engine
+    from test_hardening_unit import FakeAsyncLLM
+
+    folder = folders["oneke"]
+    llm = FakeAsyncLLM(AutoTokenizer.from_pretrained(folder))
+    engine = Engine(llm, EngineConfig(model=str(folder)), str(folder), "prod", inspection=inspect_model(folder))
+    assert engine.render('{"instruction": "x"}').startswith("[INST] <<SYS>>\nYou are a helpful assistant.")
+    assert "55296" in engine.prompt_format_reason and engine.run_dtype in ("bfloat16", "float32")
+    with TestClient(create_app(lambda: engine)) as c:
+        card = c.get("/v1/models").json()["data"][0]
+    assert card["prompt_format"] == "oneke" and card["quantization"] is None
+    chat = inspect_model(folder).model_copy(update={"prompt_format": "chat"})
+    assert Engine(llm, EngineConfig(), str(folder), "m", inspection=chat).prompt_format.name == "alpaca"
+    pinned = Engine(llm, EngineConfig(prompt_format="ziya"), str(folder), "m", inspection=inspect_model(folder))
+    assert (pinned.prompt_format.name, pinned.prompt_format_reason) == ("ziya", "--prompt-format")
