@@ -163,7 +163,7 @@ def test_three_node_host_gets_explicit_kv_cache_not_a_fraction(tmp_path, smol):
     kwargs = cpu_kwargs(host, smol)
     assert kwargs["kv_cache_memory_bytes"] == 1 * GiB
     assert "gpu_memory_utilization" not in kwargs
-    assert kwargs["dtype"] == "auto"  # native bf16
+    assert kwargs["dtype"] == "bfloat16"  # native bf16: auto runs bf16
 
 
 @pytest.mark.parametrize("nodes,cpus,expect_node", [
@@ -226,7 +226,7 @@ def test_avx2_only_runs_float32_and_counts_double_memory(tmp_path, smol):
     avx2 = fake_host(tmp_path / "a", flags=AVX2).read()
     bf16 = fake_host(tmp_path / "b", flags=AVX512_BF16).read()
     assert resolve_dtype("auto", True, avx2) == "float32"
-    assert resolve_dtype("auto", True, bf16) == "auto"
+    assert resolve_dtype("auto", True, bf16) == "bfloat16"  # issue 19: the dtype that runs, not vLLM's "as stored"
     assert resolve_dtype("bfloat16", True, avx2) == "bfloat16"  # the user's choice stands
     assert engine_kwargs(EngineConfig(), smol, on_cpu=True, host=avx2, environ={})["dtype"] == "float32"
     f32, b16 = ModelFootprint.of(smol, "float32"), ModelFootprint.of(smol, "auto")

@@ -50,7 +50,8 @@ def test_chat_format_uses_tokenizer_template():
     [
         ("/models/Ziya-LLaMA-13B", False, "ziya"),
         ("/models/zhixi-13b-lora-merged", True, "alpaca"),
-        ("/models/OneKE", True, "alpaca"),
+        ("/models/OneKE", True, "oneke"),  # issue 19: OneKE has its own wrap
+        ("/data/firefly-llama2-13b-chat", False, "firefly"),
         ("/models/smollm2", True, "chat"),
         ("/models/llama-7b", False, "alpaca"),
     ],
@@ -76,3 +77,28 @@ def test_chat_without_template_is_refused():
     with pytest.raises(UnknownPromptFormat):
         resolve_format("chat", "m", None)
 
+
+
+def test_oneke_is_its_own_inference_wrap():
+    """DeepKE's OneKE.md: '[INST] ' + '<<SYS>>\\nYou are a helpful assistant. 你是一个乐于助人的助手。\\n<</SYS>>\\n\\n'
+    + instruction + '[/INST]'."""
+    system = "<<SYS>>\nYou are a helpful assistant. 你是一个乐于助人的助手。\n<</SYS>>\n\n"
+    instruction = '{"instruction": "x", "schema": ["person"], "input": "Obama"}'
+    assert load_file_format("oneke").render(instruction) == "[INST] " + system + instruction + "[/INST]"
+
+
+def test_firefly_ends_the_user_text_with_the_tokenizers_eos():
+    """Firefly's single_chat.py: [bos] + text + [eos]; BOS comes from the tokenizer."""
+    class Tok:
+        eos_token = "<|im_end|>"
+        chat_template = None
+
+    assert resolve_format("firefly", "m", Tok()).render("抽取") == "抽取<|im_end|>"
+    assert load_file_format("firefly").render("a", "b") == "a\nb</s>"
+
+
+def test_alpaca_file_is_knowlms_template_character_for_character():
+    """KnowLM finetune/lora/templates/alpaca.json prompt_no_input."""
+    assert load_file_format("alpaca").prompt_no_input == (
+        "Below is an instruction that describes a task. Write a response that appropriately completes the "
+        "request.\n\n### Instruction:\n{instruction}\n\n### Response:\n")

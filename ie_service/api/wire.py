@@ -74,6 +74,10 @@ class ModelCard(BaseModel):
                                          "this many times more requests in flight")
     parent: str | None = Field(None, description="a run-time adapter's base: the served model")
     version: str | None = Field(None, description="a run-time adapter's version (its manifest's)")
+    prompt_format: str | None = Field(None, description="the prompt format the model is served with")
+    prompt_format_reason: str | None = Field(None, description="why that format (the evidence, or the flag)")
+    dtype: str | None = Field(None, description="the dtype the engine runs in")
+    quantization: str | None = Field(None, description="vLLM's quantization method, if any")
 
 
 class ModelList(BaseModel):

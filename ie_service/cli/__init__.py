@@ -12,9 +12,10 @@ import logging
 
 from . import eval as eval_command
 from . import extract, failures, kg, serve, train, weights
+from . import inspect as inspect_command
 from .common import UsageError
 
-COMMANDS = (serve, weights, eval_command, kg, train, extract)
+COMMANDS = (serve, inspect_command, weights, eval_command, kg, train, extract)
 
 
 def build_parser() -> argparse.ArgumentParser:

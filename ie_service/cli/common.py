@@ -36,7 +36,9 @@ HELP = {
     "max_num_seqs": "max concurrent sequences",
     "enforce_eager": "allow CUDA graphs / compilation (slower start, faster decode on GPU)",
     "seed": "the engine's random seed",
-    "prompt_format": "alpaca (KnowLM/ZhiXi) | ziya | raw | chat | auto | path/to/format.json",
+    "prompt_format": "alpaca (KnowLM/ZhiXi) | ziya | oneke | firefly | raw | chat | auto | path/to/format.json "
+                     "(auto: ie_service.json beside the weights, the tokenizer, generation_config, config.json, "
+                     "then the name; `ie-service inspect-model DIR` shows the choice and why)",
 }
 ALIASES = {"tensor_parallel_size": ["-tp"], "data_parallel_size": ["-dp"]}
 METAVARS = {"lora": "NAME=PATH"}

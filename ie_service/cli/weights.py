@@ -31,14 +31,14 @@ def _reported(run: Callable[[argparse.Namespace], object]) -> Callable[[argparse
 def cmd_recover(args: argparse.Namespace):
     from ..weights import diff
 
-    return diff.recover(args.base, args.diff, args.out, fp16=args.fp16, force=args.force)
+    return diff.recover(args.base, args.diff, args.out, fp16=args.fp16, force=args.force, prompt_format=args.prompt_format)
 
 
 @_reported
 def cmd_apply_delta(args: argparse.Namespace):
     from ..weights import diff
 
-    return diff.apply_delta(args.base, args.delta, args.out, fp16=args.fp16, force=args.force)
+    return diff.apply_delta(args.base, args.delta, args.out, fp16=args.fp16, force=args.force, prompt_format=args.prompt_format)
 
 
 @_reported
@@ -52,7 +52,7 @@ def cmd_make_diff(args: argparse.Namespace):
 def cmd_merge_lora(args: argparse.Namespace):
     from ..weights.lora import merge_lora
 
-    return merge_lora(args.base, args.lora, args.out, dtype=args.dtype, force=args.force)
+    return merge_lora(args.base, args.lora, args.out, dtype=args.dtype, force=args.force, prompt_format=args.prompt_format)
 
 
 @_reported
@@ -96,6 +96,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     lo.add_argument("--lora", required=True)
     lo.add_argument("--dtype", default="float32", help="float32 | float16 | bfloat16")
     lo.set_defaults(func=cmd_merge_lora)
+    for p, default in ((r, "alpaca"), (a, "ziya"), (lo, "the base's, else inferred")):
+        p.add_argument("--prompt-format", default=None,
+                       help=f"prompt format written to OUT/ie_service.json for `serve --model OUT` "
+                            f"(default: {default})")
     for p in (r, a, m, lo):
         p.add_argument("--out", required=True, help="output folder (must not exist)")
         p.add_argument("--force", action="store_true", help="replace an existing output folder")

@@ -46,7 +46,12 @@ class EngineConfig(BaseModel):
     )
     enforce_eager: bool = True
     seed: int = 0
-    prompt_format: str = Field("auto", description="alpaca | ziya | raw | chat | auto | FILE.json")
+    quantization: str | None = Field(
+        None, description="vLLM's quantization method (gptq, awq, ...), passed through. Default: "
+                          "what the folder says (config.json quantization_config, or a "
+                          "quantize_config.json / quant_config.json that vLLM reads only when told)")
+    prompt_format: str = Field("auto", description="alpaca | ziya | oneke | firefly | raw | chat | auto | "
+                                                   "FILE.json (auto: from the folder, see inspect-model)")
     lora: list[str] = Field(default_factory=list, description=(
         "NAME=PATH: a LoRA adapter applied at run time beside the model (repeatable); a request "
         "picks it with \"adapter\": \"NAME\". Merged (weights merge-lora) is faster on a CPU"))

@@ -338,9 +338,13 @@ class ModelFootprint:
     kv_bytes_per_token: int = 0
 
     @classmethod
-    def of(cls, model_path: str | Path, dtype: str, tensor_parallel_size: int = 1) -> "ModelFootprint":
-        """From the folder's ``config.json`` and weight files; zeros when unknown (a hub
-        id, an odd layout): then only the cache size itself is checked."""
+    def of(cls, model_path: str | Path, dtype: str, tensor_parallel_size: int = 1,
+           quantized: bool = False) -> "ModelFootprint":
+        """From the folder's ``config.json`` and weight files, at ``dtype``, the dtype the
+        engine will run in (``auto``: as stored): an fp32 folder run in bf16 needs half its
+        file size. ``quantized`` (GPTQ / AWQ): the packed integer tensors stay as they are,
+        so the files count as they are. Zeros when unknown (a hub id, an odd layout): then
+        only the cache size itself is checked."""
         import json
 
         folder = Path(model_path)
@@ -356,7 +360,9 @@ class ModelFootprint:
         run_bytes = _DTYPE_BYTES.get(dtype, stored_bytes)  # "auto": as stored
         files = [p for p in folder.glob("*.safetensors")] or [p for p in folder.glob("*.bin")]
         weights = sum(p.stat().st_size for p in files if p.is_file())
-        weights = weights * run_bytes // stored_bytes // max(1, tensor_parallel_size)
+        if not quantized:
+            weights = weights * run_bytes // stored_bytes
+        weights //= max(1, tensor_parallel_size)
         try:
             layers = int(config["num_hidden_layers"])
             heads = int(config["num_attention_heads"])

@@ -64,7 +64,15 @@ def available_formats(folder: Path | None = None) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.json")) + [CHAT]
 
 
-def load_file_format(name: str, folder: Path | None = None) -> FileFormat:
+EOS_PLACEHOLDER = "{eos_token}"  # a format file may end the prompt with the tokenizer's EOS
+DEFAULT_EOS = "</s>"  # LLaMA's, when no tokenizer is known
+DEFAULT_FORMAT = "alpaca"
+# name fragments that identify a family's own format (the last step of ``auto``)
+NAME_HINTS = (("ziya", "ziya"), ("oneke", "oneke"), ("firefly", "firefly"), ("zhixi", "alpaca"),
+              ("knowlm", "alpaca"), ("alpaca", "alpaca"))
+
+
+def load_file_format(name: str, folder: Path | None = None, eos_token: str | None = None) -> FileFormat:
     folder = folder or prompts_dir() / "formats"
     path = Path(name) if name.endswith(".json") else folder / f"{name}.json"
     if not path.is_file():
@@ -73,20 +81,31 @@ def load_file_format(name: str, folder: Path | None = None) -> FileFormat:
             "or give a path to a .json template file"
         )
     data = json.loads(path.read_text(encoding="utf-8"))
-    return FileFormat(path.stem, data["prompt_input"], data["prompt_no_input"])
+    eos = eos_token or DEFAULT_EOS
+    return FileFormat(path.stem, data["prompt_input"].replace(EOS_PLACEHOLDER, eos),
+                      data["prompt_no_input"].replace(EOS_PLACEHOLDER, eos))
+
+
+def format_from_name(name: str) -> str | None:
+    """The family format a name points at (``Ziya-LLaMA-13B`` → ziya), or None."""
+    lowered = name.lower()
+    for key, fmt in NAME_HINTS:
+        if key in lowered:
+            return fmt
+    return None
 
 
 def guess_format(model_path: str, tokenizer: ChatTokenizer | None) -> str:
-    """Pick a format from the model: Ziya by name, a chat template if the tokenizer has
-    one, else Alpaca/KnowLM (ZhiXi and OneKE are trained on it)."""
-    lowered = model_path.lower()
-    if "ziya" in lowered:
-        return "ziya"
-    if any(key in lowered for key in ("zhixi", "knowlm", "oneke", "alpaca")):
-        return "alpaca"
+    """Without a folder to inspect (a hub id, training scripts): the family the name points
+    at, else a chat template if the tokenizer has one, else Alpaca/KnowLM. (Folders go
+    through :func:`~ie_service.engine.model_inspect.choose_prompt_format`, which reads the
+    evidence the folder holds.)"""
+    named = format_from_name(model_path)
+    if named:
+        return named
     if tokenizer is not None and getattr(tokenizer, "chat_template", None):
         return CHAT
-    return "alpaca"
+    return DEFAULT_FORMAT
 
 
 def resolve_format(name: str, model_path: str, tokenizer: ChatTokenizer | None) -> PromptFormat:
@@ -97,4 +116,4 @@ def resolve_format(name: str, model_path: str, tokenizer: ChatTokenizer | None) 
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
             raise UnknownPromptFormat("prompt format 'chat' needs a tokenizer with a chat template")
         return ChatFormat(tokenizer)
-    return load_file_format(name)
+    return load_file_format(name, eos_token=getattr(tokenizer, "eos_token", None))

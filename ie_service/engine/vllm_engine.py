@@ -31,15 +31,16 @@ from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
 from ..admission import current_priority
 from ..request_errors import GenerationFailed, InvalidJsonSchema, InvalidRequest, QueueFull
-from ..user_errors import one_line
+from ..user_errors import UserInputError, one_line
 from .adapters import check_adapter, lora_engine_kwargs, parse_lora
 from .config import EngineConfig
 from .embedded import resolve_embedded
 from .generation import EngineUnavailable, Generation, PromptTooLong
 from .host import GiB, HostShape, ModelFootprint, plan_kv_cache, read_host
 from .json_schema_guard import GrammarCompileGuard
+from .model_inspect import ModelInspection, NotAModelFolder, inspect_model, plan_dtype
 from .parallel import ParallelPlan, check_parallel, is_ip_address, local_cpu_groups, thread_binding
-from .prompt_formats import PromptFormat, resolve_format
+from .prompt_formats import AUTO, CHAT, DEFAULT_FORMAT, PromptFormat, resolve_format
 from .sampling import SamplingOptions
 
 log = logging.getLogger(__name__)
@@ -66,11 +67,28 @@ def default_memory_utilization(on_cpu: bool) -> float:
     return round(min(0.3, CPU_RESERVE_BYTES / total), 3)
 
 
-def resolve_dtype(dtype: str, on_cpu: bool, host: HostShape | None = None) -> str:
-    """``auto`` on a CPU without native bf16 means float32; otherwise vLLM decides."""
-    if dtype == "auto" and on_cpu and not (host or read_host()).native_bf16:
-        return "float32"
-    return dtype
+class ModelRefused(UserInputError, ValueError):
+    """A model the engine cannot serve as it is; the message names the fix."""
+
+
+def resolve_dtype(dtype: str, on_cpu: bool, host: HostShape | None = None, quantized: bool = False) -> str:
+    """The dtype the engine runs in (:func:`~ie_service.engine.model_inspect.plan_dtype`):
+    ``auto`` on the CPU backend is bf16 where the CPU has native bf16, else float32, and
+    always bf16 for a quantized checkpoint; on a GPU vLLM decides."""
+    native = bool(on_cpu and (host or read_host()).native_bf16)
+    return plan_dtype(dtype, "unknown", on_cpu=on_cpu, native_bf16=native, quantized=quantized)[0]
+
+
+def inspect_for(config: EngineConfig, model_path: str, *, on_cpu: bool,
+                host: HostShape | None = None) -> ModelInspection | None:
+    """The inspection the engine starts with (None: not a local folder, e.g. a hub id)."""
+    native = bool(on_cpu and (host if host is not None else read_host()).native_bf16)
+    try:
+        return inspect_model(model_path, dtype=config.dtype, on_cpu=on_cpu, native_bf16=native,
+                             served_name=config.served_model_name,
+                             tensor_parallel_size=config.tensor_parallel_size)
+    except NotAModelFolder:
+        return None
 
 
 def _env_kv_cache_gib(environ: Mapping[str, str]) -> float | None:
@@ -85,7 +103,7 @@ def _env_kv_cache_gib(environ: Mapping[str, str]) -> float | None:
 
 def memory_kwargs(config: EngineConfig, model_path: str, dtype: str, plan: ParallelPlan, *, on_cpu: bool,
                   host: HostShape | None = None,
-                  environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+                  environ: Mapping[str, str] | None = None, quantized: bool = False) -> dict[str, Any]:
     """How vLLM sizes its KV cache.
 
     GPU: ``gpu_memory_utilization`` (default 0.9), or an explicit ``kv_cache_memory_bytes``
@@ -114,7 +132,7 @@ def memory_kwargs(config: EngineConfig, model_path: str, dtype: str, plan: Paral
     kv = plan_kv_cache(
         host,
         requested_gib=requested,
-        footprint=ModelFootprint.of(model_path, dtype, config.tensor_parallel_size),
+        footprint=ModelFootprint.of(model_path, dtype, config.tensor_parallel_size, quantized=quantized),
         max_model_len=config.max_model_len,
         worker_cpus=[group[0] for group in workers],
         flag=flag,
@@ -126,15 +144,25 @@ def memory_kwargs(config: EngineConfig, model_path: str, dtype: str, plan: Paral
 def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
                   host: HostShape | None = None,
                   environ: Mapping[str, str] | None = None,
-                  headless: bool = False) -> dict[str, Any]:
+                  headless: bool = False,
+                  inspection: ModelInspection | None = None) -> dict[str, Any]:
     """Everything :class:`AsyncEngineArgs` (or ``vllm.LLM``) is built with. Pure apart
-    from reading the host (``host`` injects it), so tests check it without an engine.
-    Raises :class:`~ie_service.engine.parallel.ParallelismError` for a parallel layout that
-    cannot start."""
+    from reading the host (``host`` injects it) and the model folder (``inspection``), so
+    tests check it without an engine. Raises :class:`ModelRefused` for a checkpoint vLLM
+    refuses (naming the fix), :class:`~ie_service.engine.parallel.ParallelismError` for a
+    parallel layout that cannot start."""
     if on_cpu and host is None:
         host = read_host()
+    if inspection is None:
+        inspection = inspect_for(config, model_path, on_cpu=on_cpu, host=host)
+    if inspection is not None and inspection.refusal:
+        raise ModelRefused(inspection.refusal)
     plan = check_parallel(config, model_path, on_cpu=on_cpu, host=host, headless=headless)
-    dtype = resolve_dtype(config.dtype, on_cpu, host)
+    quant = inspection.quantization if inspection is not None else None
+    if inspection is not None:
+        dtype = inspection.run_dtype
+    else:
+        dtype = resolve_dtype(config.dtype, on_cpu, host)
     kwargs: dict[str, Any] = {
         "model": model_path,
         "tokenizer": config.tokenizer,
@@ -161,8 +189,13 @@ def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
         kwargs["max_num_batched_tokens"] = config.max_num_batched_tokens
     if config.max_num_seqs:
         kwargs["max_num_seqs"] = config.max_num_seqs
+    if config.quantization:
+        kwargs["quantization"] = config.quantization
+    elif quant is not None and quant.pass_flag:
+        kwargs["quantization"] = quant.method  # vLLM reads quantize_config.json only when told
     kwargs.update(lora_engine_kwargs(parse_lora(config.lora)))  # serve --lora: run-time adapters
-    kwargs.update(memory_kwargs(config, model_path, dtype, plan, on_cpu=on_cpu, host=host, environ=environ))
+    kwargs.update(memory_kwargs(config, model_path, dtype, plan, on_cpu=on_cpu, host=host, environ=environ,
+                                quantized=quant is not None))
     return kwargs
 
 
@@ -218,13 +251,25 @@ def preflight(config: EngineConfig, headless: bool = False) -> dict[str, Any]:
     parallel flag to change."""
     model_path, _ = resolve_model(config)
     on_cpu = is_cpu_backend()
-    return engine_kwargs(config, model_path, on_cpu=on_cpu, headless=headless)
+    host = read_host() if on_cpu else None
+    inspection = _inspect_and_log(config, model_path, on_cpu, host)
+    return engine_kwargs(config, model_path, on_cpu=on_cpu, host=host, headless=headless, inspection=inspection)
+
+
+def _inspect_and_log(config: EngineConfig, model_path: str, on_cpu: bool,
+                     host: HostShape | None) -> ModelInspection | None:
+    inspection = inspect_for(config, model_path, on_cpu=on_cpu, host=host)
+    if inspection is not None:
+        log.info("%s", inspection.describe())
+        for warning in inspection.warnings:
+            log.warning("%s", warning)
+    return inspection
 
 
 def _engine_args(config: EngineConfig, model_path: str, host: HostShape | None = None,
-                 headless: bool = False) -> AsyncEngineArgs:
+                 headless: bool = False, inspection: ModelInspection | None = None) -> AsyncEngineArgs:
     return AsyncEngineArgs(**engine_kwargs(config, model_path, on_cpu=is_cpu_backend(), host=host,
-                                           headless=headless))
+                                           headless=headless, inspection=inspection))
 
 
 def _prepare_host(config: EngineConfig) -> HostShape | None:
@@ -324,17 +369,20 @@ class Engine:
     """A started vLLM engine plus the prompt format chosen for its model."""
 
     def __init__(self, llm: AsyncLLM, config: EngineConfig, model_path: str, name: str,
-                 load: ReplicaLoad | None = None) -> None:
+                 load: ReplicaLoad | None = None, inspection: ModelInspection | None = None) -> None:
         self._llm = llm
         self._load = load
         self.config = config
         self.replicas = config.data_parallel_size
         self.model_path = model_path
         self.model_name = name
+        self.inspection = inspection
         self.tokenizer = llm.get_tokenizer()
+        fmt, self.prompt_format_reason = self._format_choice(config, inspection, self.tokenizer)
         self.prompt_format: PromptFormat = resolve_format(
-            config.prompt_format, config.served_model_name or model_path, self.tokenizer
+            fmt, config.served_model_name or model_path, self.tokenizer
         )
+        log.info("prompt format %s (%s)", self.prompt_format.name, self.prompt_format_reason)
         self._ids = itertools.count()
         loaded = parse_lora(config.lora)
         self._loras = {a.name: LoRARequest(a.name, i, str(a.path)) for i, a in enumerate(loaded, 1)}
@@ -346,15 +394,37 @@ class Engine:
             any_whitespace=not STRUCTURED_OUTPUTS["disable_any_whitespace"])
         self._openai: Any = None
 
+    @staticmethod
+    def _format_choice(config: EngineConfig, inspection: ModelInspection | None,
+                       tokenizer: Any) -> tuple[str, str]:
+        """(format name, why): the flag, else what the inspection found."""
+        if config.prompt_format != AUTO:
+            return config.prompt_format, "--prompt-format"
+        if inspection is None:
+            return AUTO, "guessed from the tokenizer and the name (not a local folder)"
+        if inspection.prompt_format == CHAT and not getattr(tokenizer, "chat_template", None):
+            return DEFAULT_FORMAT, "the folder pointed at 'chat' but the loaded tokenizer has no chat template"
+        return inspection.prompt_format, inspection.prompt_format_reason
+
+    @property
+    def run_dtype(self) -> str | None:
+        return self.inspection.run_dtype if self.inspection is not None else None
+
+    @property
+    def quantization(self) -> str | None:
+        q = self.inspection.quantization if self.inspection is not None else None
+        return self.config.quantization or (q.method if q is not None else None)
+
     @classmethod
     def start(cls, config: EngineConfig) -> "Engine":
         """Start vLLM (spawns worker processes: callers need a ``__main__`` guard)."""
         model_path, name = resolve_model(config)
         host = _prepare_host(config)
+        inspection = _inspect_and_log(config, model_path, is_cpu_backend(), host)
         load = ReplicaLoad() if config.data_parallel_size > 1 else None
-        llm = AsyncLLM.from_engine_args(_engine_args(config, model_path, host),
+        llm = AsyncLLM.from_engine_args(_engine_args(config, model_path, host, inspection=inspection),
                                         stat_loggers=[load.logger_factory()] if load else None)
-        return cls(llm, config, model_path, name, load)
+        return cls(llm, config, model_path, name, load, inspection)
 
     def replica_requests(self) -> dict[int, int]:
         """Requests finished per data-parallel replica (empty with one replica)."""

@@ -87,18 +87,41 @@ def _set_config_dtype(folder: Path, dtype: str) -> None:
 
 
 def recover(base: str | Path, diff: str | Path, out: str | Path, *, fp16: bool = False,
-            force: bool = False) -> Path:
-    """ZhiXi ``weight_diff recover``: tuned = base + diff (float32; ``fp16`` stores float16)."""
-    return _combine(Path(base), Path(diff), Path(out), fp16=fp16, force=force,
+            force: bool = False, prompt_format: str | None = None) -> Path:
+    """ZhiXi ``weight_diff recover``: tuned = base + diff (float32; ``fp16`` stores float16).
+    Writes ``ie_service.json``: ZhiXi's Alpaca format unless ``prompt_format`` says otherwise."""
+    _check_format(prompt_format)
+    done = _combine(Path(base), Path(diff), Path(out), fp16=fp16, force=force,
                     allow_vocab_growth=False, desc="recover")
+    _write_format(done, prompt_format, "alpaca", "weights recover (ZhiXi / KnowLM)")
+    return done
 
 
 def apply_delta(base: str | Path, delta: str | Path, out: str | Path, *, fp16: bool = False,
-                force: bool = False) -> Path:
+                force: bool = False, prompt_format: str | None = None) -> Path:
     """FastChat / Ziya ``apply_delta``: target = base + delta, where the delta may extend the
-    vocabulary (extra embedding / lm_head rows, taken from the delta as they are)."""
-    return _combine(Path(base), Path(delta), Path(out), fp16=fp16, force=force,
+    vocabulary (extra embedding / lm_head rows, taken from the delta as they are). Writes
+    ``ie_service.json``: Ziya's format unless ``prompt_format`` says otherwise."""
+    _check_format(prompt_format)
+    done = _combine(Path(base), Path(delta), Path(out), fp16=fp16, force=force,
                     allow_vocab_growth=True, desc="apply-delta")
+    _write_format(done, prompt_format, "ziya", "weights apply-delta (Ziya)")
+    return done
+
+
+def _check_format(name: str | None) -> None:
+    from ..engine.model_inspect import check_format_name
+
+    check_format_name(name)
+
+
+def _write_format(folder: Path, chosen: str | None, default: str, source: str) -> None:
+    from ..engine.model_inspect import write_sidecar
+
+    if chosen:
+        write_sidecar(folder, chosen, f"{source.split(' (')[0]} --prompt-format")
+    else:
+        write_sidecar(folder, default, source)
 
 
 def make_diff(base: str | Path, tuned: str | Path, out: str | Path, *, force: bool = False) -> Path:

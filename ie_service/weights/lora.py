@@ -50,10 +50,35 @@ def _loading(what: Path, exc: BaseException) -> WeightsError:
     return WeightsError(f"{what}: cannot be loaded: {type(exc).__name__}: {one_line(exc)}")
 
 
+def merged_format(base: Path, lora: Path, out: Path) -> tuple[str, str] | None:
+    """The prompt format a merged folder keeps: the base's (or adapter's) ``ie_service.json``,
+    else what the names and the merged folder's own files say; None without evidence."""
+    from ..engine.model_inspect import choose_prompt_format, read_sidecar
+    from ..engine.prompt_formats import format_from_name
+
+    for folder, what in ((base, "the base's"), (lora, "the adapter's")):
+        sidecar = read_sidecar(folder) or {}
+        if isinstance(sidecar.get("prompt_format"), str):
+            return sidecar["prompt_format"], f"weights merge-lora (copied {what} ie_service.json)"
+    for folder, what in ((lora, "adapter"), (base, "base")):
+        fmt = format_from_name(str(folder))
+        if fmt:
+            return fmt, f"weights merge-lora (the {what} name {folder.name!r})"
+    config = json.loads((out / "config.json").read_text(encoding="utf-8")) if (out / "config.json").is_file() else {}
+    fmt, reason = choose_prompt_format(out, config)
+    if "default" in reason:
+        return None
+    return fmt, f"weights merge-lora ({reason})"
+
+
 def merge_lora(base: str | Path, lora: str | Path, out: str | Path, *, dtype: str = "float32",
-               force: bool = False) -> Path:
+               force: bool = False, prompt_format: str | None = None) -> Path:
+    """Merge, then write ``ie_service.json`` (``prompt_format``, else :func:`merged_format`)."""
     import torch
 
+    from ..engine.model_inspect import check_format_name
+
+    check_format_name(prompt_format)
     base, lora = Path(base), Path(lora)
     torch_dtype = getattr(torch, dtype, None)
     if not isinstance(torch_dtype, torch.dtype):
@@ -79,4 +104,10 @@ def merge_lora(base: str | Path, lora: str | Path, out: str | Path, *, dtype: st
             raise
         merged.save_pretrained(tmp, safe_serialization=True)
         copy_side_files([lora, base], tmp, names=TOKENIZER_FILES)
+        from ..engine.model_inspect import write_sidecar
+
+        if prompt_format:
+            write_sidecar(tmp, prompt_format, "weights merge-lora --prompt-format")
+        elif (found := merged_format(base, lora, tmp)) is not None:
+            write_sidecar(tmp, *found)
     return Path(out)

@@ -14,7 +14,12 @@ router = APIRouter()
 async def models(request: Request) -> ModelList:
     """The served model, then each run-time adapter (``serve --lora``) with its version."""
     engine = engine_of(request)
-    cards = [ModelCard(id=engine.model_name, max_model_len=engine.max_model_len, replicas=engine.replicas)]
+    fmt = getattr(engine, "prompt_format", None)
+    cards = [ModelCard(id=engine.model_name, max_model_len=engine.max_model_len, replicas=engine.replicas,
+                       prompt_format=getattr(fmt, "name", None),
+                       prompt_format_reason=getattr(engine, "prompt_format_reason", None),
+                       dtype=getattr(engine, "run_dtype", None),
+                       quantization=getattr(engine, "quantization", None))]
     cards += [ModelCard(id=name, max_model_len=engine.max_model_len, replicas=engine.replicas,
                         parent=engine.model_name, version=version)
               for name, version in engine.adapters.items()]

@@ -1,0 +1,63 @@
+"""Bring-your-own-model through the real engine (issue 19): tiny folders in each family's
+published layout, served with only ``--model`` (and a small ``--max-model-len`` to start
+fast), answer ``/extract/ner`` with 200 in the format and dtype the inspection chose; the
+act-order GPTQ folder is refused before the engine starts, in one line naming the fix.
+Random weights give junk records: the point is no flag, right format, right dtype."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+import tiny_models as tm
+from ie_service.engine.model_inspect import inspect_model
+from ie_service.local_server import local_server
+
+pytestmark = pytest.mark.engine
+
+ROOT = Path(__file__).resolve().parent.parent
+LOGS = ROOT / ".cache" / "test-logs"
+NER = {"text": "Barack Obama met Angela Merkel in Berlin.", "schema": ["person", "location"],
+       "parameters": {"max_tokens": 8}}
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("families")
+    return {
+        "zhixi": tm.build_zhixi_like(root / "recovered", root / "work"),  # fp32, ie_service.json
+        "gptq": tm.build_gptq(root / "gptq-main", group=32),  # quantize_config.json only
+        "awq": tm.build_awq(root / "awq-gemm"),
+        "act": tm.build_gptq(root / "gptq-4bit-128g-actorder_True", group=128, desc_act=True),
+    }
+
+
+@pytest.mark.parametrize("family,quantization", [("zhixi", None), ("gptq", "gptq"), ("awq", "awq")])
+def test_family_serves_with_only_model(folders, family, quantization):
+    folder = folders[family]
+    expected = inspect_model(folder)  # this host: what the engine must run
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = LOGS / f"server-family-{family}.log"
+    with local_server(["--model", str(folder), "--max-model-len", "512"], log_path=log) as url:
+        card = httpx.get(f"{url}/v1/models").json()["data"][0]
+        r = httpx.post(f"{url}/extract/ner", json=NER, timeout=300)
+    assert r.status_code == 200, r.text
+    assert card["prompt_format"] == expected.prompt_format
+    assert card["prompt_format_reason"] == expected.prompt_format_reason
+    assert card["dtype"] == expected.run_dtype and card["quantization"] == quantization
+    text = log.read_text(errors="replace")
+    assert f"model {folder}: " in text and f"prompt format {expected.prompt_format} (" in text
+
+
+def test_act_order_gptq_is_refused_in_one_line_naming_the_fix(folders):
+    folder = folders["act"]
+    proc = subprocess.run([sys.executable, "-m", "ie_service.cli", "serve", "--model", str(folder)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr
+    assert f"ie-service weights dequantize {folder} --out {folder}-bf16" in errors[0]
