@@ -8,6 +8,8 @@ from .common import add_engine_arguments, engine_config_from
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
     import uvicorn
 
     from ..api.app import create_app
@@ -15,6 +17,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ..engine.vllm_engine import Engine, preflight, run_follower
 
     config = engine_config_from(args)
+    # --log-level debug also shows the engine's per-request token ids
+    level = logging.getLevelName(args.log_level.upper())
+    if isinstance(level, int):
+        logging.getLogger("ie_service").setLevel(level)
     # memory sizing and the parallel layout are checked before anything starts (one-line
     # error naming the flag, exit 2)
     preflight(config, headless=args.headless)
