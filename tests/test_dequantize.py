@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import LOGS
 from quant_folders import quantize_folder
 from sp_folder import sp_llama_folder
 
@@ -95,8 +96,9 @@ def test_dequantized_folder_serves_like_the_4bit_kernel(bf16_folder, tmp_path):
     same greedy text."""
     quantize_folder(bf16_folder, tmp_path / "q", "gptq", group=32)
     out, _ = _dequantized(tmp_path, tmp_path / "q")
-    kernel = _greedy(tmp_path / "q", tmp_path / "q.log")
-    assert "gptq" in (tmp_path / "q.log").read_text().lower()
-    plain = _greedy(out, tmp_path / "deq.log")
+    LOGS.mkdir(parents=True, exist_ok=True)
+    kernel = _greedy(tmp_path / "q", LOGS / "server-gptq.log")
+    assert "gptq" in (LOGS / "server-gptq.log").read_text().lower()
+    plain = _greedy(out, LOGS / "server-dequantized.log")
     same = sum(a == b for a, b in zip(kernel, plain))
     assert same >= len(PROMPTS) - 1, list(zip(kernel, plain))

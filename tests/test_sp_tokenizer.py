@@ -10,6 +10,7 @@ import httpx
 import pytest
 import sentencepiece as spm
 
+from conftest import LOGS
 from sp_folder import sp_llama_folder
 
 # the strings the issue found mis-tokenized, plus code indentation and emoji
@@ -107,7 +108,8 @@ def test_served_sentencepiece_folder(sp_folder, sp, tmp_path):
     from ie_service.engine.prompt_formats import resolve_format
     from ie_service.local_server import local_server
 
-    log = tmp_path / "server.log"
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = LOGS / "server-sentencepiece.log"
     text = " ".join(ISSUE_STRINGS)
     with local_server(["--model", str(sp_folder), "--log-level", "debug", "--max-model-len", "1024"],
                       log_path=log) as url:

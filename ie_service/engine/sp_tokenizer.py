@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import sentencepiece as spm
+from vllm.renderers.registry import RENDERER_REGISTRY
 from vllm.tokenizers import TokenizerRegistry
 
 from ..user_errors import UserInputError
@@ -51,9 +52,12 @@ class TokenizerModeError(UserInputError, ValueError):
 
 
 def register() -> None:
-    """Make ``tokenizer_mode="sentencepiece"`` known to vLLM in this process (idempotent)."""
+    """Make ``tokenizer_mode="sentencepiece"`` known to vLLM in this process (idempotent): the
+    tokenizer, and vLLM's plain renderer for the mode (prompts arrive as token ids)."""
     if TokenizerRegistry.tokenizers.get(MODE) != (__name__, "SentencePieceTokenizer"):
         TokenizerRegistry.register(MODE, __name__, "SentencePieceTokenizer")
+    if MODE not in RENDERER_REGISTRY.renderers:
+        RENDERER_REGISTRY.register(MODE, "vllm.renderers.hf", "HfRenderer")
 
 
 def keep_hf_config(config: Any) -> Any:
