@@ -9,11 +9,17 @@ from .common import add_engine_arguments, engine_config_from
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
     from ..api.settings import ServiceSettings
 
     # every flag is checked before anything starts (one-line error naming the flag, exit 2):
     # the engine's (dtype, prompt format, model folder), then memory and the parallel layout
     config = engine_config_from(args)
+    # --log-level debug also shows the engine's per-request token ids
+    level = logging.getLevelName(args.log_level.upper())
+    if isinstance(level, int):
+        logging.getLogger("ie_service").setLevel(level)
     settings = ServiceSettings(
         api_keys=(args.api_key or []) + ServiceSettings.keys_from_env(),
         max_request_bytes=args.max_request_bytes,

@@ -1,4 +1,4 @@
-"""``ie-service weights``: recover / apply-delta / make-diff / merge-lora / md5."""
+"""``ie-service weights``: recover / apply-delta / make-diff / merge-lora / dequantize / quantize / md5."""
 
 from __future__ import annotations
 
@@ -56,6 +56,21 @@ def cmd_merge_lora(args: argparse.Namespace):
 
 
 @_reported
+def cmd_dequantize(args: argparse.Namespace):
+    from ..weights.dequantize import dequantize
+
+    return dequantize(args.src, args.out, dtype=args.dtype, force=args.force)
+
+
+@_reported
+def cmd_quantize(args: argparse.Namespace):
+    from ..weights.quantize import quantize
+
+    return quantize(args.src, args.out, method=args.method, bits=args.bits, group_size=args.group_size,
+                    calibration=args.calibration, samples=args.samples, force=args.force)
+
+
+@_reported
 def cmd_md5(args: argparse.Namespace) -> int:
     from ..weights import md5
 
@@ -73,7 +88,8 @@ def cmd_md5(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    w = sub.add_parser("weights", help="recover / apply-delta / make-diff / merge-lora / md5",
+    w = sub.add_parser("weights", help="recover / apply-delta / make-diff / merge-lora / dequantize / "
+                                       "quantize / md5",
                        description="Weight tooling. Works shard by shard (safetensors, lazy "
                                    "loading); output appears only when complete.")
     ops = w.add_subparsers(dest="op", required=True, metavar="OP")
@@ -96,11 +112,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     lo.add_argument("--lora", required=True)
     lo.add_argument("--dtype", default="float32", help="float32 | float16 | bfloat16")
     lo.set_defaults(func=cmd_merge_lora)
+    dq = ops.add_parser("dequantize", help="GPTQ / AWQ 4-bit folder -> bf16 safetensors folder (e.g. "
+                                           "GPTQ act-order with groups, which vLLM refuses)")
+    dq.add_argument("src", help="quantized model folder")
+    dq.add_argument("--dtype", default="bfloat16", help="bfloat16 | float16 | float32")
+    dq.set_defaults(func=cmd_dequantize)
+    qz = ops.add_parser("quantize", help="merged model folder -> GPTQ / AWQ 4-bit folder (gptqmodel, "
+                                         "the 'quantize' extra), calibrated on rendered IE prompts")
+    qz.add_argument("src", help="full-precision model folder (merged)")
+    qz.add_argument("--method", choices=("gptq", "awq"), default="gptq")
+    qz.add_argument("--bits", type=int, choices=(4, 8), default=4)
+    qz.add_argument("--group-size", type=int, default=128, help="input rows per scale (-1: per channel)")
+    qz.add_argument("--calibration", default=None,
+                    help="JSONL of IE records to render calibration prompts from (default: the "
+                         "shipped training data)")
+    qz.add_argument("--samples", type=int, default=256, help="calibration prompts")
+    qz.set_defaults(func=cmd_quantize)
     for p, default in ((r, "alpaca"), (a, "ziya"), (lo, "the base's, else inferred")):
         p.add_argument("--prompt-format", default=None,
                        help=f"prompt format written to OUT/ie_service.json for `serve --model OUT` "
                             f"(default: {default})")
-    for p in (r, a, m, lo):
+    for p in (r, a, m, lo, dq, qz):
         p.add_argument("--out", required=True, help="output folder (must not exist)")
         p.add_argument("--force", action="store_true", help="replace an existing output folder")
     h = ops.add_parser("md5", help="write or check an MD5 manifest (md5sum format)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
@@ -12,6 +14,10 @@ class EngineConfig(BaseModel):
 
     model: str | None = Field(None, description="model folder; None = embedded SmolLM2-135M + IE adapter; 'embedded:base' = without the adapter")
     tokenizer: str | None = None
+    tokenizer_mode: Literal["auto", "fast", "sentencepiece"] = Field(
+        "auto", description="auto: the sentencepiece model itself when the folder has tokenizer.model "
+                            "and the converted fast tokenizer gives other ids on a probe set (checked "
+                            "at start); fast: the HF fast tokenizer; sentencepiece: tokenizer.model")
     served_model_name: str | None = None
     dtype: str = "auto"
     tensor_parallel_size: int = Field(1, ge=1)

@@ -42,6 +42,7 @@ from .model_inspect import ModelInspection, NotAModelFolder, inspect_model, plan
 from .parallel import ParallelPlan, check_parallel, is_ip_address, local_cpu_groups, thread_binding
 from .prompt_formats import AUTO, CHAT, DEFAULT_FORMAT, PromptFormat, resolve_format
 from .sampling import SamplingOptions
+from .sp_tokenizer import MODE as SENTENCEPIECE, choose_tokenizer, keep_hf_config
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,16 @@ def memory_kwargs(config: EngineConfig, model_path: str, dtype: str, plan: Paral
     return {"kv_cache_memory_bytes": kv.kv_cache_bytes}
 
 
+def tokenizer_kwargs(config: EngineConfig, model_path: str) -> dict[str, Any]:
+    """vLLM's tokenizer mode for the folder (:func:`~ie_service.engine.sp_tokenizer.choose_tokenizer`):
+    nothing for the fast tokenizer; the registered sentencepiece mode otherwise, with the
+    ``hf_overrides`` that makes vLLM's spawned engine core register it too."""
+    choice = choose_tokenizer(config.tokenizer or model_path, config.tokenizer_mode)
+    if choice.mode != SENTENCEPIECE:
+        return {}
+    return {"tokenizer_mode": SENTENCEPIECE, "hf_overrides": keep_hf_config}
+
+
 def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
                   host: HostShape | None = None,
                   environ: Mapping[str, str] | None = None,
@@ -180,6 +191,7 @@ def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
         # small request is scheduled before a big one's waiting prompts
         "scheduling_policy": "priority",
     }
+    kwargs.update(tokenizer_kwargs(config, model_path))
     if config.data_parallel_size > 1:
         kwargs["disable_log_stats"] = False  # per-replica load: ReplicaLoad, and vLLM's log lines
     if config.nnodes > 1:
@@ -421,6 +433,8 @@ class Engine:
         model_path, name = resolve_model(config)
         host = _prepare_host(config)
         inspection = _inspect_and_log(config, model_path, is_cpu_backend(), host)
+        choice = choose_tokenizer(config.tokenizer or model_path, config.tokenizer_mode)
+        log.info("tokenizer: %s (%s)", choice.mode, choice.reason)
         load = ReplicaLoad() if config.data_parallel_size > 1 else None
         llm = AsyncLLM.from_engine_args(_engine_args(config, model_path, host, inspection=inspection),
                                         stat_loggers=[load.logger_factory()] if load else None)
@@ -506,6 +520,8 @@ class Engine:
         if final is None:
             raise GenerationFailed("generation failed: the engine returned no output")
         completion = final.outputs[0]
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s prompt_token_ids=%s output_token_ids=%s", request_id, ids, list(completion.token_ids))
         if completion.finish_reason == "error":
             # vLLM ends a request whose grammar failed to build this way, with no text
             if json_schema is not None:

@@ -1,0 +1,94 @@
+"""A merged full-precision model → a GPTQ or AWQ 4-bit folder vLLM serves, with GPTQModel
+(the optional extra ``quantize``), calibrated on the service's own rendered IE prompts.
+
+Calibration prompts come from the training sources (``ie_service.training``: the same
+rendering code path as serving, in the model's own prompt format, test-set sentences left
+out), or from a JSONL of rendered examples (``ie-service train data`` output, its ``prompt``
+field). GPTQ is written with ``desc_act=False`` (vLLM 0.32 refuses act-order with groups)
+and symmetric zeros, in the ``gptq`` checkpoint format.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from pathlib import Path
+
+from .shards import WeightsError, atomic_output
+
+MISSING = ("weights quantize needs GPTQModel, which is not installed: pip install 'ie-service[quantize]' "
+           "(gptqmodel pins numpy==2.2.6; install it in its own environment if that clashes)")
+
+
+def _read_prompts_file(path: Path) -> list[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    prompts = []
+    with opener(path, "rt", encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                raise WeightsError(f"{path}:{n}: not JSON") from None
+            if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
+                raise WeightsError(f"{path}:{n}: no 'prompt' string (expected `ie-service train data` rows)")
+            prompts.append(row["prompt"])
+    return prompts
+
+
+def calibration_prompts(model: str | Path, source: str | Path | None = None, samples: int = 256,
+                        seed: int = 0) -> list[str]:
+    """``samples`` IE prompts rendered as the engine renders them for ``model``: from a JSONL
+    of rendered examples, or built from a folder laid out like ``shared/data/train``
+    (default: the data folder's ``train``)."""
+    from ..evaluation.datasets import data_dir
+
+    path = Path(source) if source else data_dir() / "train"
+    if path.is_file():
+        prompts = _read_prompts_file(path)
+    elif path.is_dir():
+        from ..training.data import renderer
+        from ..training.examples import build_examples
+        from ..training.sources import by_name, training_splits
+
+        sources = [s for s in by_name(None) if all((path / f).exists() for f in s.files)]
+        if not sources:
+            raise WeightsError(f"{path}: no training source files (laid out like shared/data/train)")
+        examples, _ = build_examples(path, sources, renderer(str(model), "auto"), seed=seed, variants=1,
+                                     splits=training_splits(path, sources))
+        prompts = [e["prompt"] for e in examples]
+    else:
+        raise WeightsError(f"no calibration data at {path} (a JSONL of rendered examples or a training folder)")
+    if not prompts:
+        raise WeightsError(f"{path}: no calibration prompts")
+    rng = random.Random(seed)
+    return rng.sample(prompts, min(samples, len(prompts)))
+
+
+def quantize(src: str | Path, out: str | Path, *, method: str = "gptq", bits: int = 4, group_size: int = 128,
+             calibration: str | Path | None = None, samples: int = 256, force: bool = False) -> Path:
+    """Quantize ``src`` into ``out`` (appears only when complete)."""
+    src, out = Path(src), Path(out)
+    if method not in ("gptq", "awq"):
+        raise WeightsError(f"--method must be gptq or awq, not {method!r}")
+    if not (src / "config.json").is_file():
+        raise WeightsError(f"{src} is not a model folder (no config.json)")
+    if "quantization_config" in json.loads((src / "config.json").read_text()):
+        raise WeightsError(f"{src} is already quantized; quantize a full-precision (merged) folder")
+    try:
+        from gptqmodel import AWQConfig, GPTQConfig, GPTQModel
+    except ImportError:
+        raise WeightsError(MISSING) from None
+    prompts = calibration_prompts(src, calibration, samples)
+    if method == "gptq":
+        config = GPTQConfig(bits=bits, group_size=group_size, desc_act=False, sym=True)
+    else:
+        config = AWQConfig(bits=bits, group_size=group_size)
+    with atomic_output(out, force) as tmp:
+        model = GPTQModel.load(str(src), config, device="cpu")
+        model.quantize(prompts, batch_size=1)
+        model.save(str(tmp))
+        del model
+    return out
