@@ -10,7 +10,8 @@ from ie_service.engine.sampling import SamplingOptions
 
 
 class ScriptedEngine:
-    """Answers each prompt with ``reply(prompt, schema)``; records what it was asked."""
+    """Answers each prompt with ``reply(prompt, schema)``; records what it was asked
+    (``calls``; the grammar of each call, if any, in ``grammars``)."""
 
     model_name = "scripted"
     max_model_len = 512
@@ -19,6 +20,7 @@ class ScriptedEngine:
     def __init__(self, reply: Callable[[str, dict | None], str] = lambda p, s: "ok") -> None:
         self.reply = reply
         self.calls: list[tuple[str, SamplingOptions, dict | None]] = []
+        self.grammars: list[str | None] = []
         self.healthy = True
 
     def render(self, instruction: str, input: str = "") -> str:
@@ -28,12 +30,14 @@ class ScriptedEngine:
         return len(text.split())
 
     async def generate(
-        self, prompt: str, options: SamplingOptions, json_schema: dict[str, Any] | None = None
+        self, prompt: str, options: SamplingOptions, json_schema: dict[str, Any] | None = None,
+        grammar: str | None = None,
     ) -> Generation:
         n = self.count_tokens(prompt)
         if n + options.max_tokens > self.max_model_len:
             raise PromptTooLong(f"prompt has {n} tokens")
         self.calls.append((prompt, options, json_schema))
+        self.grammars.append(grammar)
         text = self.reply(prompt, json_schema)
         return Generation(text, n, len(text.split()), "stop")
 
@@ -55,9 +59,9 @@ def slowed(engine: ScriptedEngine, delay: float) -> ScriptedEngine:
 
         original = engine.generate
 
-        async def slow(prompt, options, schema=None):
+        async def slow(prompt, options, schema=None, grammar=None):
             await asyncio.sleep(delay)
-            return await original(prompt, options, schema)
+            return await original(prompt, options, schema, grammar)
 
         engine.generate = slow
     return engine

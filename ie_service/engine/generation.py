@@ -48,8 +48,12 @@ class TextEngine(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     async def generate(
-        self, prompt: str, options: SamplingOptions, json_schema: dict[str, Any] | None = None
-    ) -> Generation: ...
+        self, prompt: str, options: SamplingOptions, json_schema: dict[str, Any] | None = None,
+        grammar: str | None = None,
+    ) -> Generation:
+        """``json_schema`` or ``grammar`` (xgrammar EBNF, e.g. a grounded answer grammar)
+        constrains the output; at most one of them."""
+        ...
 
     async def check_health(self) -> None: ...
 

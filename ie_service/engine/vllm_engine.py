@@ -296,8 +296,12 @@ class ReplicaLoad:
         return _Counter
 
 
-def to_sampling_params(options: SamplingOptions, json_schema: dict[str, Any] | None) -> SamplingParams:
-    structured = StructuredOutputsParams(json=json_schema) if json_schema is not None else None
+def to_sampling_params(options: SamplingOptions, json_schema: dict[str, Any] | None,
+                       grammar: str | None = None) -> SamplingParams:
+    if grammar is not None:
+        structured = StructuredOutputsParams(grammar=grammar)
+    else:
+        structured = StructuredOutputsParams(json=json_schema) if json_schema is not None else None
     return SamplingParams(
         temperature=options.temperature,
         top_p=options.top_p,
@@ -365,13 +369,18 @@ class Engine:
         prompt: str,
         options: SamplingOptions,
         json_schema: dict[str, Any] | None = None,
+        grammar: str | None = None,
     ) -> Generation:
-        """Complete an already formatted prompt; ``json_schema`` constrains the output.
+        """Complete an already formatted prompt; ``json_schema`` or ``grammar`` (xgrammar
+        EBNF built by the service itself, e.g. a grounded answer grammar: it is not
+        checked like a client's schema) constrains the output.
 
         Input the engine refuses raises :class:`InvalidRequest` (422), a schema that is
         invalid, too big or too slow to compile :class:`InvalidJsonSchema` (422); a
         failure of this generation alone :class:`GenerationFailed` (500); a dead engine
         :class:`EngineUnavailable` (503)."""
+        if json_schema is not None and grammar is not None:
+            raise ValueError("give json_schema or grammar, not both")
         if json_schema is not None:
             await self._schemas.check(json_schema)
         ids = self._encode(prompt)
@@ -381,7 +390,7 @@ class Engine:
                 f"together they exceed the model's context of {self.max_model_len} tokens"
             )
         try:
-            params = to_sampling_params(options, json_schema)
+            params = to_sampling_params(options, json_schema, grammar)
         except (VLLMClientError, ValueError) as exc:
             raise InvalidRequest(f"invalid parameters: {one_line(exc)}") from exc
         request_id = f"ie-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
@@ -407,6 +416,8 @@ class Engine:
         completion = final.outputs[0]
         if completion.finish_reason == "error":
             # vLLM ends a request whose grammar failed to build this way, with no text
+            if grammar is not None:
+                raise GenerationFailed("generation failed: the engine could not build the answer grammar")
             if json_schema is not None:
                 raise InvalidJsonSchema("json_schema could not be turned into a grammar by the engine")
             raise GenerationFailed("generation failed: the engine stopped it with an error")

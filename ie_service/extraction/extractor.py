@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from ..admission import check_label_count, reserve_prompts  # issue 12 #1: caps per request
 from ..engine import PromptTooLong, TextEngine
 from .chunking import Chunk, chunk_text
+from .grounded_grammar import grounded_chunks, grounded_grammar
 from .records import ExtractionStats
 from .schema import SchemaError
 from .tasks import TASKS, Grounder, Task
@@ -76,10 +77,16 @@ class Extractor:
         examples = [e.model_dump() for e in options.examples]
         params = options.parameters
         chunks = self._chunks(text, template, task, groups, examples, params.max_tokens)
+        grounded = options.constrained and options.grounded and task.answer_grammar(groups[0]) is not None
+        if grounded:
+            chunks = grounded_chunks(chunks)  # bounded grammar size (compile time)
         jobs = [(chunk, group) for chunk in chunks for group in groups]
 
         async def ask(chunk: Chunk, group: list):
             prompt = self._prompt(template, task, group, chunk.text, examples)
+            if grounded:
+                grammar = grounded_grammar(task.answer_grammar(group), chunk.text)
+                return await self.engine.generate(prompt, params, grammar=grammar)
             schema = task.json_schema(group) if options.constrained else None
             return await self.engine.generate(prompt, params, schema)
 
@@ -111,6 +118,10 @@ class Extractor:
                     seen.add(key)
                     out.records.append(record)
             out.stats.ungrounded += grounder.ungrounded
+            if grounder.self_relations:
+                out.stats.self_relations += grounder.self_relations
+                out.warnings.append(f"dropped {grounder.self_relations} relation(s) whose head and tail "
+                                    f"are the same span (chunk at offset {chunk.offset})")
         if options.drop_ungrounded:
             out.records = [g for g in map(task.grounded_only, out.records) if g is not None]
         out.warnings = list(dict.fromkeys(out.warnings))
