@@ -30,6 +30,7 @@ from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 from ..request_errors import GenerationFailed, InvalidJsonSchema, InvalidRequest, QueueFull
 from ..user_errors import one_line
 from .config import EngineConfig
+from .cpu_runtime import apply_preload
 from .embedded import resolve_embedded
 from .generation import EngineUnavailable, Generation, PromptTooLong
 from .host import GiB, HostShape, ModelFootprint, plan_kv_cache, read_host
@@ -225,6 +226,7 @@ def _prepare_host(config: EngineConfig) -> HostShape | None:
     if is_cpu_backend():
         host = read_host()
         log.info("host:\n%s", host.describe())
+        apply_preload()  # Intel OpenMP + tcmalloc in the engine core's LD_PRELOAD (issue 21)
     _apply_environment(config, host)
     return host
 
