@@ -11,7 +11,8 @@ from ie_service.engine.sampling import SamplingOptions
 
 
 class ScriptedEngine:
-    """Answers each prompt with ``reply(prompt, schema)``; records what it was asked."""
+    """Answers each prompt with ``reply(prompt, schema)``; records what it was asked
+    (``calls``; the grammar of each call, if any, in ``grammars``)."""
 
     model_name = "scripted"
     max_model_len = 512
@@ -23,6 +24,7 @@ class ScriptedEngine:
         self.adapters = dict(adapters or {})  # name → version, as `serve --lora` loads them
         self.calls: list[tuple[str, SamplingOptions, dict | None]] = []
         self.adapter_calls: list[str | None] = []  # the adapter each call asked for
+        self.grammars: list[str | None] = []
         self.healthy = True
 
     def render(self, instruction: str, input: str = "") -> str:
@@ -33,7 +35,7 @@ class ScriptedEngine:
 
     async def generate(
         self, prompt: str, options: SamplingOptions, json_schema: dict[str, Any] | None = None,
-        adapter: str | None = None,
+        grammar: str | None = None, adapter: str | None = None,
     ) -> Generation:
         check_adapter(adapter, self.adapters)
         n = self.count_tokens(prompt)
@@ -41,6 +43,7 @@ class ScriptedEngine:
             raise PromptTooLong(f"prompt has {n} tokens")
         self.calls.append((prompt, options, json_schema))
         self.adapter_calls.append(adapter)
+        self.grammars.append(grammar)
         text = self.reply(prompt, json_schema)
         return Generation(text, n, len(text.split()), "stop")
 
@@ -62,9 +65,9 @@ def slowed(engine: ScriptedEngine, delay: float) -> ScriptedEngine:
 
         original = engine.generate
 
-        async def slow(prompt, options, schema=None, adapter=None):
+        async def slow(prompt, options, schema=None, **extra):
             await asyncio.sleep(delay)
-            return await original(prompt, options, schema, adapter)
+            return await original(prompt, options, schema, **extra)
 
         engine.generate = slow
     return engine

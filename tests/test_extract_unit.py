@@ -50,9 +50,21 @@ def test_ner_constrained_sends_schema_and_grounds(make_client):
     ents = r.json()["entities"]
     assert [(e["text"], e["type"], e["start"], e["end"]) for e in ents] == [
         ("Yesterday", "person", 0, 9), ("Obama", "person", 10, 15), ("Merkel", "person", 20, 26)]
+    # grounded by default: a grammar of the labels whose spans are runs of the text
+    assert engine.calls[0][2] is None
+    grammar = engine.grammars[0]
+    assert '"\\"person\\""' in grammar and '"\\"location\\""' in grammar and '"Obama" g' in grammar
+    assert engine.calls[0][1].temperature == 0.0
+
+
+def test_ungrounded_request_sends_the_json_schema(make_client):
+    client, engine = make_client(answer_persons)
+    r = client.post("/extract/ner", json={"text": "Yesterday Obama met Merkel.", "schema": ["person", "location"],
+                                          "grounded": False})
+    assert r.status_code == 200, r.text
     schema = engine.calls[0][2]
     assert set(schema["required"]) == {"person", "location"} and schema["additionalProperties"] is False
-    assert engine.calls[0][1].temperature == 0.0
+    assert engine.grammars == [None]
 
 
 def test_large_schema_is_split_and_merged(make_client):
@@ -84,7 +96,7 @@ def test_long_text_is_chunked_offsets_remapped_and_deduplicated(make_client):
 def test_truncated_output_is_discarded_with_warning(make_client):
     client, engine = make_client(answer_persons)
 
-    async def truncated(prompt, options, schema=None):
+    async def truncated(prompt, options, schema=None, grammar=None):
         return Generation('{"person": ["Obama"', 3, options.max_tokens, "length")
 
     engine.generate = truncated

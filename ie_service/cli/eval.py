@@ -39,6 +39,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     schema = read_json(args.schema) if args.schema else task.gold_schema(all_docs)
     body = {"schema": schema, "constrained": not args.free, "language": args.language,
             "parameters": {"temperature": 0, "max_tokens": args.max_tokens}}
+    if args.ungrounded:
+        body["grounded"] = False
     if args.template:
         body["template"] = args.template
     if args.labels_per_prompt:
@@ -99,6 +101,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--offset", type=arg_types.non_negative_int, default=0)
     add_client_arguments(ev)
     ev.add_argument("--free", action="store_true", help="unconstrained decoding")
+    ev.add_argument("--ungrounded", action="store_true",
+                    help='free-string spans under the constraint ("grounded": false)')
     ev.add_argument("--language", default="auto", choices=["auto", "en", "zh"])
     ev.add_argument("--template", default=None, help="template name, or name@version to pin one")
     ev.add_argument("--schema", default=None, help="JSON file with the schema (default: the data's labels)")

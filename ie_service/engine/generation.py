@@ -50,9 +50,11 @@ class TextEngine(Protocol):
 
     async def generate(
         self, prompt: str, options: SamplingOptions, json_schema: dict[str, Any] | None = None,
-        adapter: str | None = None,
+        grammar: str | None = None, adapter: str | None = None,
     ) -> Generation:
-        """``adapter``: one of :attr:`adapters` (None: the served model alone)."""
+        """``json_schema`` or ``grammar`` (xgrammar EBNF, e.g. a grounded answer grammar)
+        constrains the output, at most one of them; ``adapter``: one of :attr:`adapters`
+        (None: the served model alone)."""
         ...
 
     async def check_health(self) -> None: ...

@@ -34,6 +34,7 @@ from ..request_errors import GenerationFailed, InvalidJsonSchema, InvalidRequest
 from ..user_errors import UserInputError, one_line
 from .adapters import check_adapter, lora_engine_kwargs, parse_lora
 from .config import EngineConfig
+from .cpu_runtime import apply_preload
 from .embedded import resolve_embedded
 from .generation import EngineUnavailable, Generation, PromptTooLong
 from .host import GiB, HostShape, ModelFootprint, plan_kv_cache, read_host
@@ -290,6 +291,7 @@ def _prepare_host(config: EngineConfig) -> HostShape | None:
     if is_cpu_backend():
         host = read_host()
         log.info("host:\n%s", host.describe())
+        apply_preload()  # Intel OpenMP + tcmalloc in the engine core's LD_PRELOAD (issue 21)
     _apply_environment(config, host)
     return host
 
@@ -361,8 +363,12 @@ class ReplicaLoad:
         return _Counter
 
 
-def to_sampling_params(options: SamplingOptions, json_schema: dict[str, Any] | None) -> SamplingParams:
-    structured = StructuredOutputsParams(json=json_schema) if json_schema is not None else None
+def to_sampling_params(options: SamplingOptions, json_schema: dict[str, Any] | None,
+                       grammar: str | None = None) -> SamplingParams:
+    if grammar is not None:
+        structured = StructuredOutputsParams(grammar=grammar)
+    else:
+        structured = StructuredOutputsParams(json=json_schema) if json_schema is not None else None
     return SamplingParams(
         temperature=options.temperature,
         top_p=options.top_p,
@@ -469,18 +475,23 @@ class Engine:
         prompt: str,
         options: SamplingOptions,
         json_schema: dict[str, Any] | None = None,
+        grammar: str | None = None,
         adapter: str | None = None,
         priority: int | None = None,
     ) -> Generation:
-        """Complete an already formatted prompt; ``json_schema`` constrains the output;
-        ``adapter`` names a run-time LoRA adapter (``serve --lora``; unknown: 422);
-        ``priority`` (lower first) defaults to the current request's (admission.py).
+        """Complete an already formatted prompt; ``json_schema`` or ``grammar`` (xgrammar
+        EBNF built by the service itself, e.g. a grounded answer grammar: it is not
+        checked like a client's schema) constrains the output; ``adapter`` names a run-time
+        LoRA adapter (``serve --lora``; unknown: 422); ``priority`` (lower first) defaults to
+        the current request's (admission.py).
 
         Input the engine refuses raises :class:`InvalidRequest` (422), a schema that is
         invalid, too big or too slow to compile :class:`InvalidJsonSchema` (422); a
         failure of this generation alone :class:`GenerationFailed` (500); a dead engine
         :class:`EngineUnavailable` (503)."""
         check_adapter(adapter, self._loras)
+        if json_schema is not None and grammar is not None:
+            raise ValueError("give json_schema or grammar, not both")
         if json_schema is not None:
             await self._schemas.check(json_schema)
         ids = await self._encode_off_loop(prompt)
@@ -490,7 +501,7 @@ class Engine:
                 f"together they exceed the model's context of {self.max_model_len} tokens"
             )
         try:
-            params = to_sampling_params(options, json_schema)
+            params = to_sampling_params(options, json_schema, grammar)
         except (VLLMClientError, ValueError) as exc:
             raise InvalidRequest(f"invalid parameters: {one_line(exc)}") from exc
         request_id = f"ie-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
@@ -524,6 +535,8 @@ class Engine:
             log.debug("%s prompt_token_ids=%s output_token_ids=%s", request_id, ids, list(completion.token_ids))
         if completion.finish_reason == "error":
             # vLLM ends a request whose grammar failed to build this way, with no text
+            if grammar is not None:
+                raise GenerationFailed("generation failed: the engine could not build the answer grammar")
             if json_schema is not None:
                 raise InvalidJsonSchema("json_schema could not be turned into a grammar by the engine")
             raise GenerationFailed("generation failed: the engine stopped it with an error")

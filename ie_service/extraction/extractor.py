@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from ..admission import all_or_none, check_label_count, expect_prompts, prompt_slot, reserve_prompts
 from ..engine import PromptTooLong, TextEngine
 from .chunking import Chunk, chunk_text, min_chunks
+from .grounded_grammar import grounded_chunks, grounded_grammar
 from .records import ExtractionStats
 from .schema import SchemaError
 from .tasks import TASKS, Grounder, Task
@@ -92,15 +93,21 @@ class Extractor:
             return Outcome(language=language, template=template.ref,
                            warnings=["text is empty or only whitespace: skipped, nothing sent to the engine"])
         chunks = await self._chunks(text, template, task, groups, examples, params.max_tokens)
+        grounded = options.constrained and options.grounded and task.answer_grammar(groups[0]) is not None
+        if grounded:
+            chunks = grounded_chunks(chunks)  # bounded grammar size (compile time)
         jobs = [(chunk, group) for chunk in chunks for group in groups]
 
         async def ask(chunk: Chunk, group: list):
             prompt = self._prompt(template, task, group, chunk.text, examples)
-            schema = task.json_schema(group) if options.constrained else None
+            schema = task.json_schema(group) if options.constrained and not grounded else None
+            extra: dict[str, Any] = {}  # only what is set: fakes need not know every option
+            if grounded:
+                extra["grammar"] = grounded_grammar(task.answer_grammar(group), chunk.text)
+            if options.adapter is not None:
+                extra["adapter"] = options.adapter
             async with prompt_slot():  # a few at a time per request: others interleave
-                if options.adapter is None:  # the engine's own model (fakes need not know adapters)
-                    return await self.engine.generate(prompt, params, schema)
-                return await self.engine.generate(prompt, params, schema, adapter=options.adapter)
+                return await self.engine.generate(prompt, params, schema, **extra)
 
         # count engine prompts (not HTTP requests) against the outstanding limit: 413 over the
         # per-request cap, 429 when the engine queue has no room; claimed before any is sent.
@@ -131,6 +138,10 @@ class Extractor:
                     seen.add(key)
                     out.records.append(record)
             out.stats.ungrounded += grounder.ungrounded
+            if grounder.self_relations:
+                out.stats.self_relations += grounder.self_relations
+                out.warnings.append(f"dropped {grounder.self_relations} relation(s) whose head and tail "
+                                    f"are the same span (chunk at offset {chunk.offset})")
         if options.drop_ungrounded:
             out.records = [g for g in map(task.grounded_only, out.records) if g is not None]
         out.warnings = list(dict.fromkeys(out.warnings))

@@ -28,4 +28,5 @@ class ExtractionStats(BaseModel):
     truncated: int = Field(0, description="outputs cut at max_tokens (discarded)")
     unparseable: int = Field(0, description="outputs no parser could read")
     ungrounded: int = Field(0, description="spans not found in the input")
+    self_relations: int = Field(0, description="relations whose head and tail were the same span (dropped)")
     output_tokens: int = 0

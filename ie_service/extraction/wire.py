@@ -57,6 +57,9 @@ class ExtractOptions(BaseModel):
     examples: list[Example] = Field(default_factory=list, max_length=16)
     labels_per_prompt: int | None = Field(None, ge=1, le=64,
                                           description="split large schemas; default: the task's own size")
+    grounded: bool = Field(True, description=(
+        "constrained requests: every span is decoded as a run of the chunk's own text "
+        "(false: any string)"))
     drop_ungrounded: bool = Field(False, description="drop spans that are not in the text")
     adapter: str | None = Field(None, description="a LoRA adapter loaded with serve --lora NAME=PATH "
                                                   "(see /v1/models); default: the served model alone")

@@ -43,6 +43,7 @@ class Grounder:
     def __init__(self, text: str, chunk: Chunk) -> None:
         self.text, self.chunk = text, chunk
         self.ungrounded = 0
+        self.self_relations = 0  # RE: head and tail the same span, dropped
 
     def span(self, value: str, cls: type[Span] = Span, **fields: Any) -> Span:
         where = locate(value, self.chunk.text)
@@ -94,6 +95,13 @@ class Task(ABC, Generic[L]):
     @abstractmethod
     def json_schema(self, group: list[L]) -> dict[str, Any]:
         """The answer's JSON schema, enforced while decoding (cache it: one grammar each)."""
+
+    def answer_grammar(self, group: list[L]) -> str | None:
+        """Grounded decoding: ``json_schema(group)``'s shape as xgrammar EBNF rules (``root``
+        and what it needs) whose span values use the rule ``span`` (a quoted run of the
+        chunk's text, see ``extraction.grounded_grammar``). None: the task has no grounded
+        form and keeps its JSON schema."""
+        return None
 
     @abstractmethod
     def parse(self, text: str, group: list[L]) -> Parsed:

@@ -12,6 +12,7 @@ from ...gold import GoldDoc, GoldEvent
 from ..constraints import (
     MAX_ARGUMENT_CHARS, MAX_ARGUMENT_VALUES, MAX_EVENTS, MAX_TRIGGER_CHARS, list_of, strict_object,
 )
+from ..grounded_grammar import SPAN_RULE, bounded_list, strict_object_rule
 from ..lenient_json import find_json
 from ..parsing import LabelSet, Parsed, first, known, span_values, value_text
 from ..records import Span
@@ -92,6 +93,20 @@ def ee_schema(events: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, Any]
         arguments = strict_object({role: argument for role in roles})
         props[name] = list_of(strict_object({"trigger": trigger, "arguments": arguments}), MAX_EVENTS)
     return strict_object(props)
+
+
+@lru_cache(maxsize=512)
+def ee_grammar(events: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
+    """``ee_schema``'s shape with a grounded trigger and arguments: a role is ``""``, one
+    span, or a list of 2..MAX_ARGUMENT_VALUES spans."""
+    several = bounded_list(SPAN_RULE, MAX_ARGUMENT_VALUES, min_items=2)
+    lines = [f'argument ::= "\\"\\"" | {SPAN_RULE} | {several}']
+    props = []
+    for i, (name, roles) in enumerate(events):
+        arguments = strict_object_rule([(role, "argument") for role in roles])
+        lines.append(f"event{i} ::= " + strict_object_rule([("trigger", SPAN_RULE), ("arguments", arguments)]))
+        props.append((name, bounded_list(f"event{i}", MAX_EVENTS)))
+    return "\n".join(["root ::= " + strict_object_rule(props), *lines])
 
 
 EventRecord = tuple[str, str | None, list[tuple[str, str]]]
@@ -182,6 +197,9 @@ class EE(Task[EventType], TriggersOnly):
 
     def json_schema(self, group: list[EventType]) -> dict[str, Any]:
         return ee_schema(tuple((e.name, tuple(e.roles)) for e in group))
+
+    def answer_grammar(self, group: list[EventType]) -> str:
+        return ee_grammar(tuple((e.name, tuple(e.roles)) for e in group))
 
     def parse(self, text: str, group: list[EventType]) -> Parsed:
         return parse_ee(text, {e.name: e.roles for e in group})

@@ -8,7 +8,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from ...gold import GoldDoc
-from ..constraints import SPAN, list_of, strict_object
+from ..constraints import MAX_ITEMS, SPAN, list_of, strict_object
+from ..grounded_grammar import SPAN_RULE, bounded_list, strict_object_rule
 from ..lenient_json import find_json
 from ..parsing import LABEL_LINE, SEP, TUPLE, LabelSet, Parsed, first, known, span_values, unknown, value_text
 from ..records import Entity
@@ -41,6 +42,13 @@ def entity_types(schema: Any) -> list[EntityType]:
 def ner_schema(labels: tuple[str, ...]) -> dict[str, Any]:
     """``{"person": ["Obama", ...], "location": [...]}``"""
     return strict_object({label: list_of(SPAN) for label in labels})
+
+
+@lru_cache(maxsize=512)
+def ner_grammar(labels: tuple[str, ...]) -> str:
+    """``ner_schema``'s shape with grounded spans."""
+    spans = bounded_list(SPAN_RULE, MAX_ITEMS)
+    return "root ::= " + strict_object_rule([(label, spans) for label in labels])
 
 
 def parse_ner(text: str, labels: LabelSet) -> Parsed:
@@ -118,6 +126,9 @@ class NER(Task[EntityType]):
 
     def json_schema(self, group: list[EntityType]) -> dict[str, Any]:
         return ner_schema(tuple(label.name for label in group))
+
+    def answer_grammar(self, group: list[EntityType]) -> str:
+        return ner_grammar(tuple(label.name for label in group))
 
     def parse(self, text: str, group: list[EntityType]) -> Parsed:
         return parse_ner(text, LabelSet(label.name for label in group))

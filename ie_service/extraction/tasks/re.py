@@ -8,7 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ...gold import GoldDoc
-from ..constraints import SPAN, list_of, strict_object
+from ..constraints import MAX_ITEMS, SPAN, list_of, strict_object
+from ..grounded_grammar import SPAN_RULE, bounded_list, strict_object_rule
 from ..lenient_json import find_json
 from ..parsing import LABEL_LINE, SEP, TUPLE, LabelSet, Parsed, first, known, value_text
 from ..records import Entity
@@ -72,6 +73,16 @@ def re_schema(relations: tuple[str, ...]) -> dict[str, Any]:
     """``{"founded by": [{"subject": "...", "object": "..."}]}``"""
     pair = strict_object({"subject": SPAN, "object": SPAN})
     return strict_object({rel: list_of(pair) for rel in relations})
+
+
+@lru_cache(maxsize=512)
+def re_grammar(relations: tuple[str, ...]) -> str:
+    """``re_schema``'s shape with grounded subject and object."""
+    pairs = bounded_list("pair", MAX_ITEMS)
+    return "\n".join([
+        "root ::= " + strict_object_rule([(rel, pairs) for rel in relations]),
+        "pair ::= " + strict_object_rule([("subject", SPAN_RULE), ("object", SPAN_RULE)]),
+    ])
 
 
 _HEAD = ("subject", "head", "head_entity", "头实体", "主体")
@@ -173,19 +184,23 @@ class RE(Task[RelationType]):
     def json_schema(self, group: list[RelationType]) -> dict[str, Any]:
         return re_schema(tuple(label.name for label in group))
 
+    def answer_grammar(self, group: list[RelationType]) -> str:
+        return re_grammar(tuple(label.name for label in group))
+
     def parse(self, text: str, group: list[RelationType]) -> Parsed:
         return parse_re(text, LabelSet(label.name for label in group))
 
     def build(self, records: list[Any], group: list[RelationType], ground: Grounder) -> list[Triple]:
         types = {label.name: label for label in group}
-        return [
-            Triple(
-                head=ground.span(h, Entity, type=types[r].head_type),
-                relation=r,
-                tail=ground.span(t, Entity, type=types[r].tail_type),
-            )
-            for h, r, t in records
-        ]
+        out = []
+        for h, r, t in records:
+            head = ground.span(h, Entity, type=types[r].head_type)
+            tail = ground.span(t, Entity, type=types[r].tail_type)
+            if span_key(head) == span_key(tail) or head.text.strip().lower() == tail.text.strip().lower():
+                ground.self_relations += 1  # "Apple" founded by "Apple" is no relation
+                continue
+            out.append(Triple(head=head, relation=r, tail=tail))
+        return out
 
     def key(self, record: Triple) -> tuple:
         return (record.relation, *span_key(record.head), *span_key(record.tail))
