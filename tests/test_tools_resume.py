@@ -85,7 +85,8 @@ def re_service(method: str, path: str, body):
     if path == "/extract/re":
         head = body["text"].split()[0]
         return 200, {"triples": [{"head": {"text": head, "type": None}, "relation": "founded by",
-                                  "tail": {"text": "北京大学", "type": None}}], "warnings": []}
+                                  "tail": {"text": "北京大学", "type": None}}], "warnings": [],
+                     "language": "en", "template": "re-en-schema@1", "raw_output": [], "stats": {}}
     return 404, {"error": "not here"}
 
 
@@ -132,6 +133,7 @@ def ner_service(state: dict):
             return 503, {"error": "engine unavailable"}
         name = body["text"].split()[0]
         return 200, {"entities": [{"type": "org", "text": name}], "template": "ner-en@1",
+                     "language": "en", "raw_output": [], "warnings": [],
                      "stats": {"prompts": 1, "unparseable": 0, "truncated": 0, "ungrounded": 0, "output_tokens": 5}}
     return answer
 
