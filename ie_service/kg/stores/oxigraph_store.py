@@ -8,6 +8,8 @@ nodes, besides the direct ``head rel:NAME tail`` triples)."""
 
 from __future__ import annotations
 
+import gc
+
 from pathlib import Path
 from typing import Any
 
@@ -93,4 +95,7 @@ class OxigraphStore:
         return Counts(**{what: self.query(q)[0]["n"] for what, q in COUNT_QUERIES.items()})
 
     def close(self) -> None:
+        """Release the store now: a writer left to the garbage collector keeps compacting,
+        and a read-only open of the same folder then finds its files gone."""
         del self.store
+        gc.collect()
