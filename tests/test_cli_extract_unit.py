@@ -103,6 +103,8 @@ def test_bad_jsonl_line_and_server_errors(url, capsys, tmp_path):
     assert code == 2 and err.strip() == f"error: {src}:2: 'text' must be a string, got int"
     code, _, err = run(capsys, "--task", "ner", "--schema", "a", "--url", url, "--api-key", "wrong", TEXT)
     assert code == 2 and err.strip() == "error: missing or invalid API key"
+    code, _, err = run(capsys, "--task", "ner", "--schema", "a", "--url", url, "--api-key", "k", "FAIL")
+    assert code == 1 and err.startswith("error: HTTP 500: generation failed: scripted")
     code, _, err = run(capsys, "--task", "ner", "--schema", "a", "-i", str(tmp_path / "x.txt"), "--url", url)
     assert code == 2
     with pytest.raises(SystemExit) as usage:

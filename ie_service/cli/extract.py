@@ -207,11 +207,13 @@ def cmd_extract(args: argparse.Namespace) -> int:
             try:
                 result = client.extract(args.task, " ".join(args.text), schema, **_options(args))
             except IEStatusError as exc:
-                if exc.status < 500:
+                if exc.status < 500:  # the request: the user's to fix
                     raise UserInputError(one_line(exc.message)) from None
-                raise UserInputError(one_line(exc)) from None
-            except IEError as exc:
-                raise UserInputError(one_line(exc)) from None
+                print(f"error: {one_line(exc)}", file=sys.stderr)
+                return 1
+            except IEError as exc:  # the service could not be reached
+                print(f"error: {one_line(exc)}", file=sys.stderr)
+                return 1
         _print_result(args.task, result)
     return 0
 
