@@ -428,17 +428,32 @@ def test_a_hung_engine_is_503_and_healthy_again_when_it_answers():
 
 
 def test_a_busy_engine_making_progress_is_healthy():
+    from ie_service.extraction.templates import TemplateRegistry
+
     engine = Frozen()
-    app = create_app(lambda: engine, supervisor=lambda f, t: EngineSupervisor(
-        f, t, monitor_every_s=0.02, probe_every_s=0.05, hung_after_s=0.3))
-    with TestClient(app) as client:
+    supervisor = EngineSupervisor(lambda: engine, TemplateRegistry.default(), probe_every_s=0.0,
+                                  hung_after_s=0.3)
+    supervisor.start()
+
+    async def main() -> list[str]:
         engine.frozen.set()  # the probe waits ...
+        supervisor._maybe_probe()
+        verdicts = []
         stop = time.monotonic() + 1.0
         while time.monotonic() < stop:  # ... but other work keeps producing output
             engine.last_progress = time.monotonic()
-            assert client.get("/health").status_code == 200
-            time.sleep(0.05)
+            verdicts.append((await supervisor.health()).status)
+            await asyncio.sleep(0.05)
+        stalled = time.monotonic() + 0.5
+        while time.monotonic() < stalled:  # no output from anyone: hung
+            await asyncio.sleep(0.05)
+        verdicts.append((await supervisor.health()).status)
         engine.frozen.clear()
+        await supervisor.stop()
+        return verdicts
+
+    verdicts = asyncio.run(main())
+    assert set(verdicts[:-1]) == {"ok"} and verdicts[-1] == "hung", verdicts
 
 
 def test_the_probe_is_one_token_at_top_priority():
