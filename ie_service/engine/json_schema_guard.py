@@ -405,6 +405,8 @@ class GrammarCompileGuard:
                 if len(self._slow) > 256:
                     self._slow.popitem(last=False)
                 raise InvalidJsonSchema(self._slow_message()) from None
+            except Exception:  # the compile's own error: translated below
+                pass
         finally:
             self._slots.release()
         self._raise_compile_error(future)
