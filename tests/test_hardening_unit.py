@@ -311,12 +311,21 @@ def test_huge_enum_is_refused_quickly(real_engine):
     assert r.status_code == 422 and "bytes" in r.json()["error"]
 
 
-def test_grammar_compile_time_is_bounded(tokenizer):
+def test_grammar_compile_time_is_bounded(tokenizer, monkeypatch):
+    import hashlib
+
     from ie_service.engine.json_schema_guard import GrammarCompileGuard
     from ie_service.request_errors import InvalidJsonSchema
 
+    def burn(seconds: float) -> None:  # CPU work that releases the GIL, like xgrammar's
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            hashlib.sha256(b"x" * (1 << 20)).digest()
+
+    # any CPU used counts as the schema's own (a loaded test machine gives it little)
+    monkeypatch.setattr("ie_service.engine.json_schema_guard.CPU_SHARE_OF_OWN_FAULT", 0.0)
     guard = GrammarCompileGuard(tokenizer, 49152, timeout_s=0.2)
-    guard._compile = lambda text: time.sleep(2)  # a grammar that compiles for 2 s
+    guard._compile = lambda text: burn(2)  # a grammar that compiles for 2 s
     started = time.perf_counter()
     with pytest.raises(InvalidJsonSchema, match="took over 0.2s"):
         asyncio.run(guard.check({"type": "object"}))

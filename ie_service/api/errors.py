@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from ..extraction.schema import SchemaError
 from ..extraction.templates import TemplateError
 from ..engine import EngineUnavailable, PromptTooLong
+from ..engine.json_schema_guard import GrammarBusy
 from ..request_errors import STATUS as REQUEST_STATUS
 from .disconnect import ClientDisconnected
 from .wire import ErrorResponse
@@ -27,6 +28,7 @@ STATUS: dict[type[Exception], int] = {
     TemplateError: 422,
     PromptTooLong: 400,
     EngineUnavailable: 503,
+    GrammarBusy: 503,  # grammar compilation congested by other schemas: not the client's fault
     ClientDisconnected: CLIENT_CLOSED,
 }
 """Exception → HTTP status; a subclass takes its nearest listed base's status."""

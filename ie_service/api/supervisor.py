@@ -79,6 +79,7 @@ class EngineSupervisor:
     _probe_started: float = 0.0
     _probe_ok: float = field(default_factory=time.monotonic)
     _monitor: asyncio.Task | None = None
+    _stopping: bool = False
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -99,10 +100,11 @@ class EngineSupervisor:
             self._monitor = asyncio.get_running_loop().create_task(self._run(), name="engine-supervisor")
 
     async def stop(self) -> None:
+        self._stopping = True  # Python 3.11's wait_for can swallow a cancellation: the flag ends the loop
         for task in (self._monitor, self._probe):
             if task is not None:
                 task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                await asyncio.wait([task], timeout=5)
         self._monitor = self._probe = None
         if self.engine is not None:
             self.engine.shutdown()
@@ -170,7 +172,7 @@ class EngineSupervisor:
     # --- monitor and restart -----------------------------------------------------------
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.monitor_every_s)
             if self.state != "ok" or self.engine is None:
                 continue
@@ -181,7 +183,8 @@ class EngineSupervisor:
             except Exception as exc:
                 await self._restart(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
                 continue
-            self._maybe_probe()
+            if not self._stopping:
+                self._maybe_probe()
 
     async def _restart(self, reason: str) -> None:
         now = time.monotonic()

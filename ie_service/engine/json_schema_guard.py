@@ -10,11 +10,12 @@ minutes; the cost grows faster than linearly: 10k random strings 2.6 s, 30k 23 s
   Schema meta-schema, local ``$ref`` targets, and that the schema has at least one finite
   instance (no ``$ref`` loop without a way out).
 * :class:`GrammarCompileGuard`: compiles the schema with xgrammar for the served
-  tokenizer in a worker thread, with a time limit (xgrammar releases the GIL, so the
-  event loop keeps serving). The result is cached by xgrammar, so a schema sent again
-  costs nothing.
+  tokenizer in a thread of its own, with a time limit (xgrammar releases the GIL, so the
+  event loop keeps serving); an overrunning compile is quarantined (see the class). The
+  result is cached by xgrammar, so a schema sent again costs nothing.
 
-Both raise :class:`~ie_service.request_errors.InvalidJsonSchema` (422).
+Both raise :class:`~ie_service.request_errors.InvalidJsonSchema` (422); congestion of the
+compiler raises :class:`GrammarBusy` (503 with Retry-After).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import json
 import logging
 import re
 import threading
+import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..request_errors import InvalidJsonSchema
@@ -36,6 +37,7 @@ MAX_SCHEMA_BYTES = 32 * 1024
 MAX_ENUM_VALUES = 1000  # enum entries + const values, whole schema
 MAX_DEPTH = 64  # vLLM 0.32 refuses deeper (MAX_STRUCTURED_OUTPUT_JSON_NESTING)
 COMPILE_TIMEOUT_S = 10.0
+CPU_SHARE_OF_OWN_FAULT = 0.25  # a compile that overran with less CPU than this share was starved
 _XGRAMMAR_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: ")
 
 _SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
@@ -261,30 +263,73 @@ def _check_refs_and_finiteness(root: dict) -> None:
             "recurses forever)")
 
 
+class GrammarBusy(RuntimeError):
+    """Grammar compilation is congested by other schemas (503, Retry-After): not this
+    client's fault."""
+
+    retry_after_s = 5
+
+
+class _Compile:
+    """One compile in its own thread; ``overran`` once it passed the time limit."""
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+        self.overran = False
+        self.cpu_clock: int | None = None
+
+    def cpu_s(self) -> float | None:
+        """CPU seconds the compile thread has used (None where the clock is unavailable)."""
+        try:
+            return time.clock_gettime(self.cpu_clock) if self.cpu_clock is not None else None
+        except OSError:  # the thread has ended
+            return None
+
+
 class GrammarCompileGuard:
     """Compiles client schemas with xgrammar for the engine's tokenizer, like vLLM's
-    xgrammar backend does, within a time limit. A schema over the limit answers 422
-    (the compile thread finishes in the background; the size caps bound that work)."""
+    xgrammar backend does, within a time limit, isolated from each other (issue 20):
+
+    * each compile runs in a thread of its own, at most ``workers`` at a time. One that
+      overruns its limit is *quarantined*: its slot is freed at once (xgrammar cannot be
+      interrupted, the thread finishes in the background, uncounted), its schema is
+      remembered as slow (sent again: 422 at once), and while ``max_overrunning`` such
+      threads still run new schemas get 503 rather than piling up more;
+    * who is at fault: at the limit, a compile that used at least a quarter of it in CPU
+      time is the schema's (422); one that could not get the CPU, or waited for a slot, is the
+      server's (503 with Retry-After: :class:`GrammarBusy`).
+    """
 
     def __init__(self, tokenizer: Any, vocab_size: int | None = None, *, any_whitespace: bool = False,
-                 timeout_s: float = COMPILE_TIMEOUT_S, workers: int = 2) -> None:
+                 timeout_s: float = COMPILE_TIMEOUT_S, workers: int = 2, max_overrunning: int = 2) -> None:
         self._tokenizer = tokenizer
         self._vocab_size = vocab_size
         self._any_whitespace = any_whitespace
         self.timeout_s = timeout_s
+        self.workers = workers
+        self.max_overrunning = max_overrunning
         self._compiler = None
         self._disabled = False  # pre-compilation impossible here: vLLM's own check remains
         self._lock = threading.Lock()
         self._passed: OrderedDict[str, None] = OrderedDict()  # schemas already accepted
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="schema-compile")
+        self._slow: OrderedDict[str, None] = OrderedDict()  # schemas that overran: 422 at once
+        self._slots: asyncio.Semaphore | None = None
+        self._running: set[_Compile] = set()  # compile threads not finished (incl. overrunning)
 
-    def _compile(self, text: str) -> None:
+    @property
+    def overrunning(self) -> int:
+        return sum(1 for c in self._running if c.overran)
+
+    def _ensure_compiler(self) -> None:
         with self._lock:
             if self._compiler is None:
                 import xgrammar as xgr
 
                 info = xgr.TokenizerInfo.from_huggingface(self._tokenizer, vocab_size=self._vocab_size)
                 self._compiler = xgr.GrammarCompiler(info, max_threads=1, cache_limit_bytes=64 * 1024**2)
+
+    def _compile(self, text: str) -> None:
+        self._ensure_compiler()
         self._compiler.compile_json_schema(text, any_whitespace=self._any_whitespace)
 
     async def check(self, schema: dict) -> None:
@@ -295,33 +340,101 @@ class GrammarCompileGuard:
         if text in self._passed:  # extraction sends the same few schemas again and again
             self._passed.move_to_end(text)
             return
+        if text in self._slow:
+            raise InvalidJsonSchema(self._slow_message(before=True))
         # the size caps are for clients' schemas (checked where the request is read, see
         # api/wire.py); extraction's own schemas can be larger and are trusted
         check_json_schema(schema, limits=False)
         if not self._disabled:
-            await self._compile_within_limit(schema)
+            await self._compile_within_limit(text, schema)
         self._passed[text] = None
         if len(self._passed) > 512:
             self._passed.popitem(last=False)
 
-    async def _compile_within_limit(self, schema: dict) -> None:
+    def _slow_message(self, before: bool = False) -> str:
+        return (f"json_schema took over {self.timeout_s:g}s to compile into a grammar"
+                f"{' (when it was sent before)' if before else ''}; "
+                "simplify it (fewer enum values, alternatives, properties or shorter repetitions)")
+
+    async def _compile_within_limit(self, key: str, schema: dict) -> None:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.workers)
+        if self.overrunning >= self.max_overrunning:
+            raise GrammarBusy(f"grammar compilation is congested ({self.overrunning} slow schemas still "
+                              "compiling); retry later")
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, self._compile, json.dumps(schema, ensure_ascii=False))
         try:
-            await asyncio.wait_for(asyncio.shield(future), timeout=self.timeout_s)
+            await asyncio.wait_for(self._slots.acquire(), timeout=self.timeout_s)
         except asyncio.TimeoutError:
-            raise InvalidJsonSchema(
-                f"json_schema took over {self.timeout_s:g}s to compile into a grammar; "
-                "simplify it (fewer enum values, alternatives or properties)") from None
-        except (ImportError, AttributeError, TypeError) as exc:
+            raise GrammarBusy(f"no grammar compiler free within {self.timeout_s:g}s; retry later") from None
+        try:
+            await asyncio.to_thread(self._ensure_compiler)  # once; not counted against the schema
+            job = _Compile()
+            future: asyncio.Future = loop.create_future()
+            text = json.dumps(schema, ensure_ascii=False)
+
+            def run() -> None:
+                try:
+                    job.cpu_clock = time.pthread_getcpuclockid(threading.get_ident())
+                except (AttributeError, OSError):
+                    pass
+                outcome: BaseException | None = None
+                try:
+                    self._compile(text)
+                except BaseException as exc:  # noqa: BLE001 - handed to the awaiting request
+                    outcome = exc
+                finally:
+                    try:
+                        loop.call_soon_threadsafe(self._finished, job, future, outcome)
+                    except RuntimeError:  # the loop is gone (shutting down): nobody waits
+                        pass
+
+            job.thread = threading.Thread(target=run, name="schema-compile", daemon=True)
+            self._running.add(job)
+            job.thread.start()
+            try:
+                await asyncio.wait_for(asyncio.shield(future), timeout=self.timeout_s)
+            except asyncio.TimeoutError:
+                job.overran = True  # quarantined: its slot is freed below, it ends on its own
+                cpu = job.cpu_s()
+                if cpu is not None and cpu < self.timeout_s * CPU_SHARE_OF_OWN_FAULT:
+                    log.warning("schema compile overran %gs with %.1fs of CPU: congestion", self.timeout_s, cpu)
+                    raise GrammarBusy(f"grammar compilation took over {self.timeout_s:g}s because the "
+                                      "server is busy; retry later") from None
+                self._slow[key] = None
+                if len(self._slow) > 256:
+                    self._slow.popitem(last=False)
+                raise InvalidJsonSchema(self._slow_message()) from None
+            except Exception:  # the compile's own error: translated below
+                pass
+        finally:
+            self._slots.release()
+        self._raise_compile_error(future)
+
+    def _finished(self, job: _Compile, future: asyncio.Future, outcome: BaseException | None) -> None:
+        self._running.discard(job)
+        if job.overran and outcome is None:
+            log.info("a quarantined schema compile finished")
+        if not future.done():
+            if outcome is None:
+                future.set_result(None)
+            else:
+                future.set_exception(outcome)
+
+    def _raise_compile_error(self, future: asyncio.Future) -> None:
+        exc = future.exception()
+        if exc is None:
+            return
+        if isinstance(exc, (ImportError, AttributeError, TypeError)):
             # the backend's tokenizer or xgrammar is not what we expect: leave the
             # check to vLLM rather than refusing every schema
             log.warning("schema pre-compilation unavailable: %s", exc)
             self._disabled = True
-        except Exception as exc:  # xgrammar reports a bad schema as RuntimeError
-            # "[01:39:26] /project/cpp/json_schema_converter.cc:4944: Unsupported type ..."
-            message = _XGRAMMAR_PREFIX.sub("", " ".join(str(exc).split()))
-            raise InvalidJsonSchema(f"json_schema cannot be compiled into a grammar: {message}") from None
+            return
+        # xgrammar reports a bad schema as RuntimeError
+        # "[01:39:26] /project/cpp/json_schema_converter.cc:4944: Unsupported type ..."
+        message = _XGRAMMAR_PREFIX.sub("", " ".join(str(exc).split()))
+        raise InvalidJsonSchema(f"json_schema cannot be compiled into a grammar: {message}") from None
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Nothing to stop: compile threads are daemons and end with their compile."""

@@ -116,6 +116,16 @@ class Extractor:
             generations = await all_or_none(ask(c, g) for c, g in jobs)
         out = Outcome(language=language, template=template.ref,
                       stats=ExtractionStats(prompts=len(jobs), chunks=len(chunks)))
+        if len(jobs) == 1:
+            return self._assemble(out, task, text, jobs, generations, options)
+        # parsing and grounding many outputs is CPU work: off the event loop (/health < 100 ms)
+        return await asyncio.to_thread(self._assemble, out, task, text, jobs, generations, options)
+
+    @staticmethod
+    def _assemble(out: Outcome, task: Task, text: str, jobs: list[tuple[Chunk, list]],
+                  generations: list, options: Any) -> Outcome:
+        """Parse, ground and merge the outputs of one text's prompts into ``out``."""
+        params = options.parameters
         seen: set[tuple] = set()
         for (chunk, group), gen in zip(jobs, generations):
             out.raw_output.append(gen.text)
