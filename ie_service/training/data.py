@@ -16,12 +16,12 @@ line numbers, then skipped, or refused with ``--strict``.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import sys
 from pathlib import Path
 
 from ..weights.md5 import file_md5
+from .files import meta_path, renderer, write_examples
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,32 +47,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                  "(default: the embedded model)")
     p.add_argument("--prompt-format", default="auto", help="as for serve")
     p.add_argument("--eval-dir", default=None, help="also write the dev splits as gold JSONL here")
-
-
-def renderer(model: str | None, prompt_format: str):
-    """The prompt format the engine would use for ``model`` (same resolution as serving)."""
-    from transformers import AutoTokenizer
-
-    from ..engine.embedded import ensure_embedded_model
-    from ..engine.prompt_formats import resolve_format
-
-    path = model or str(ensure_embedded_model())
-    return resolve_format(prompt_format, path, AutoTokenizer.from_pretrained(path)).render
-
-
-def write_examples(rows: list[dict], out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
-    with out.open("wb") as raw:
-        if out.suffix == ".gz":  # no name or time stamp in the header: same input, same bytes
-            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
-                f.write(text)
-        else:
-            raw.write(text)
-
-
-def meta_path(out: Path) -> Path:
-    return out.with_name(out.name.split(".")[0] + ".meta.json")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -62,7 +62,7 @@ def _parsed(add: Any, argv: list[str]) -> argparse.Namespace:
 
 def data_step(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     from . import data
-    from .data import meta_path
+    from .files import meta_path
     from .user_examples import render_user_data
 
     examples = out / "data" / "examples.jsonl.gz"

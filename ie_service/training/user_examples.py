@@ -50,7 +50,7 @@ def render_user_data(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm import tqdm
 
     from ..evaluation.datasets import data_dir
-    from .data import meta_path, renderer, write_examples
+    from .files import meta_path, renderer, write_examples
     from .examples import ExampleBuilder, Inventory, build_examples, write_gold_jsonl
 
     if not 0.0 <= args.dev_share < 1.0:
