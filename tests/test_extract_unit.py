@@ -187,3 +187,14 @@ def test_examples_show_only_the_prompts_labels(make_client):
                                       "labels_per_prompt": 1, "examples": [example]})
     shown = sorted((json.loads(p)["schema"], json.loads(p)["example"][0]["output"]) for p, _, _ in engine.calls)
     assert shown == [(["location"], {"location": ["Paris"]}), (["person"], {"person": ["Obama"]})]
+
+
+def test_relation_with_the_same_head_and_tail_is_dropped_and_counted(make_client):
+    answer = {"founded by": [{"subject": "Apple", "object": "Apple"},
+                             {"subject": "Apple", "object": "Steve Jobs"}]}
+    client, _ = make_client(lambda p, s: json.dumps(answer))
+    r = client.post("/extract/re", json={"text": "Apple was founded by Steve Jobs.", "schema": ["founded by"]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [(t["head"]["text"], t["tail"]["text"]) for t in body["triples"]] == [("Apple", "Steve Jobs")]
+    assert body["stats"]["self_relations"] == 1 and any("same span" in w for w in body["warnings"])
