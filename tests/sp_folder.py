@@ -53,7 +53,7 @@ def sp_llama_folder(folder: Path, vocab: int = 600, seed: int = 0) -> Path:
     n = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model")).get_piece_size()
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=n, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=2048,
+                      num_attention_heads=1, num_key_value_heads=1, max_position_embeddings=2048,  # head_dim 64: vLLM CPU attention refuses 16
                       bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
     LlamaForCausalLM(cfg).to(torch.bfloat16).save_pretrained(folder)
     (folder / "tokenizer_config.json").write_text(json.dumps({

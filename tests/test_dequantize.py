@@ -81,7 +81,8 @@ def _greedy(folder, log) -> list[str]:
     from ie_service.local_server import local_server
 
     out = []
-    with local_server(["--model", str(folder), "--max-model-len", "512"], log_path=log) as url:
+    # bf16 for both: `auto` on a CPU without native bf16 is float32, which vLLM refuses for GPTQ
+    with local_server(["--model", str(folder), "--max-model-len", "512", "--dtype", "bfloat16"], log_path=log) as url:
         for p in PROMPTS:
             r = httpx.post(f"{url}/generate", timeout=120, json={
                 "instruction": p, "parameters": {"temperature": 0, "max_tokens": 16}})

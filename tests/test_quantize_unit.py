@@ -46,3 +46,29 @@ def test_missing_library_is_one_line(tmp_path):
     r = cli(str(tmp_path / "m"), "--out", str(tmp_path / "o"), "--method", "awq", "--group-size", "64")
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert "ie-service[quantize]" in r.stderr and not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gptqmodel") is None, reason="the 'quantize' extra is not installed")
+def test_gptqmodel_folder_round_trips_through_dequantize(tmp_path):
+    """GPTQModel's own 4-bit output, read back by ``weights dequantize``: close to the
+    original weights (4-bit error), the sentencepiece tokenizer kept."""
+    import torch
+    from safetensors.torch import load_file
+
+    from ie_service.weights.dequantize import dequantize
+    from sp_folder import sp_llama_folder
+
+    src = sp_llama_folder(tmp_path / "src")
+    calib = tmp_path / "calib.jsonl"
+    calib.write_text("".join(json.dumps({"prompt": f"### Instruction:\nList persons {i}: Alice met Bob.\n"
+                                                   f"### Response:\n"}) + "\n" for i in range(32)))
+    r = cli(str(src), "--out", str(tmp_path / "q"), "--group-size", "32", "--calibration", str(calib))
+    assert r.returncode == 0, r.stderr[-2000:]
+    config = json.loads((tmp_path / "q" / "config.json").read_text())["quantization_config"]
+    assert config["desc_act"] is False and config["bits"] == 4
+    assert (tmp_path / "q" / "tokenizer.model").is_file() and not (tmp_path / "q" / "tokenizer.json").exists()
+    a = load_file(str(src / "model.safetensors"))
+    b = load_file(str(dequantize(tmp_path / "q", tmp_path / "deq") / "model.safetensors"))
+    for k in (k for k in a if "proj" in k):
+        cos = torch.nn.functional.cosine_similarity(a[k].float().flatten(), b[k].float().flatten(), 0)
+        assert cos > 0.98, k

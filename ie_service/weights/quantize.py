@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 from pathlib import Path
 
-from .shards import WeightsError, atomic_output
+from .shards import TOKENIZER_FILES, WeightsError, atomic_output, copy_side_files
 
 MISSING = ("weights quantize needs GPTQModel, which is not installed: pip install 'ie-service[quantize]' "
            "(gptqmodel pins numpy==2.2.6; install it in its own environment if that clashes)")
@@ -77,6 +78,9 @@ def quantize(src: str | Path, out: str | Path, *, method: str = "gptq", bits: in
         raise WeightsError(f"{src} is not a model folder (no config.json)")
     if "quantization_config" in json.loads((src / "config.json").read_text()):
         raise WeightsError(f"{src} is already quantized; quantize a full-precision (merged) folder")
+    # GPTQModel 7.6 gives its model loader 2 CPU workers but the CPU pool (cores + 1) // 2:
+    # on a 2-core host that refuses to start ("requests 2 workers but parent 'cpu' only has 1")
+    os.environ.setdefault("GPTQMODEL_CPU_WORKERS", "2")
     try:
         from gptqmodel import AWQConfig, GPTQConfig, GPTQModel
     except ImportError:
@@ -91,4 +95,9 @@ def quantize(src: str | Path, out: str | Path, *, method: str = "gptq", bits: in
         model.quantize(prompts, batch_size=1)
         model.save(str(tmp))
         del model
+        # the source's own tokenizer files, not the converted ones the library saves
+        # (a sentencepiece folder must keep tokenizer.model and no tokenizer.json it never had)
+        for name in TOKENIZER_FILES:
+            (tmp / name).unlink(missing_ok=True)
+        copy_side_files([src], tmp, TOKENIZER_FILES)
     return out
