@@ -67,8 +67,8 @@ def _copy_tokenizer(dst: Path, *, chat_template: bool, extra_tokens: tuple[str, 
     return tok.get_vocab_size(with_added_tokens=True)
 
 
-def llama_config(vocab_size: int, *, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2,
-                 intermediate: int = 128, max_positions: int = 2048, dtype: str = "float32", **extra) -> dict:
+def llama_config(vocab_size: int, *, hidden: int = 128, layers: int = 2, heads: int = 2, kv_heads: int = 1,
+                 intermediate: int = 256, max_positions: int = 2048, dtype: str = "float32", **extra) -> dict:
     return {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": hidden,
             "intermediate_size": intermediate, "num_hidden_layers": layers, "num_attention_heads": heads,
             "num_key_value_heads": kv_heads, "head_dim": hidden // heads, "vocab_size": vocab_size,
@@ -78,7 +78,8 @@ def llama_config(vocab_size: int, *, hidden: int = 64, layers: int = 2, heads: i
 
 
 def random_llama_tensors(config: dict, seed: int = 0) -> dict[str, np.ndarray]:
-    """LLaMA state dict (float32 numpy), small random weights, ones for the norms."""
+    """LLaMA state dict (float32 numpy), small random weights, ones for the norms. (The
+    defaults of :func:`llama_config` keep head_dim 64: vLLM's CPU attention refuses 16.)"""
     rng = np.random.default_rng(seed)
     h, i, v = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
     d = config["head_dim"]
@@ -243,8 +244,7 @@ def _quantized_folder(folder: Path, method: str, group: int, desc_act: bool, see
     """Shared by the GPTQ / AWQ builders: config, tokenizer, fp16 side tensors."""
     folder.mkdir(parents=True)
     n_tokens = _copy_tokenizer(folder, chat_template=False)
-    config = llama_config(-(-n_tokens // 64) * 64, hidden=128, heads=4, kv_heads=2, intermediate=256,
-                          dtype="float16")
+    config = llama_config(-(-n_tokens // 64) * 64, dtype="float16")  # head_dim 64: vLLM's CPU attention
     tensors = random_llama_tensors(config, seed)
     out: dict[str, np.ndarray] = {}
     for name, a in tensors.items():
