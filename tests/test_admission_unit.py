@@ -110,7 +110,7 @@ class OneFails(ScriptedEngine):
         super().__init__(lambda p, s: '{"person": []}')
         self.started = self.cancelled = self.running = 0
 
-    async def generate(self, prompt, options, json_schema=None):
+    async def generate(self, prompt, options, json_schema=None, **constraint):
         self.started += 1
         if self.started == 1:
             await asyncio.sleep(0.05)
@@ -317,7 +317,7 @@ def test_grammar_busy_is_503_with_retry_after():
     from ie_service.engine.json_schema_guard import GrammarBusy
 
     class Busy(ScriptedEngine):
-        async def generate(self, prompt, options, json_schema=None):
+        async def generate(self, prompt, options, json_schema=None, **constraint):
             raise GrammarBusy("grammar compilation is congested; retry later")
 
     with client_for(Busy()) as client:
@@ -407,7 +407,7 @@ class Frozen(ScriptedEngine):
         self.frozen = threading.Event()
         self.last_progress = time.monotonic()
 
-    async def generate(self, prompt, options, json_schema=None):
+    async def generate(self, prompt, options, json_schema=None, **constraint):
         while self.frozen.is_set():
             await asyncio.sleep(0.01)
         self.last_progress = time.monotonic()
@@ -463,7 +463,7 @@ def test_the_probe_is_one_token_at_top_priority():
     class Recording(ScriptedEngine):
         last_progress = 0.0
 
-        async def generate(self, prompt, options, json_schema=None, priority=None):
+        async def generate(self, prompt, options, json_schema=None, priority=None, **constraint):
             seen.append((options.max_tokens, priority))
             return Generation("x", 1, 1, "length")
 
