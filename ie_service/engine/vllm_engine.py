@@ -84,9 +84,9 @@ def resolve_dtype(dtype: str, on_cpu: bool, host: HostShape | None = None, quant
 def inspect_for(config: EngineConfig, model_path: str, *, on_cpu: bool,
                 host: HostShape | None = None) -> ModelInspection | None:
     """The inspection the engine starts with (None: not a local folder, e.g. a hub id)."""
-    native = bool(on_cpu and (host if host is not None else read_host()).native_bf16)
+    host = host if host is not None or not on_cpu else read_host()
     try:
-        return inspect_model(model_path, dtype=config.dtype, on_cpu=on_cpu, native_bf16=native,
+        return inspect_model(model_path, dtype=config.dtype, on_cpu=on_cpu, host=host,
                              served_name=config.served_model_name,
                              tensor_parallel_size=config.tensor_parallel_size)
     except NotAModelFolder:
