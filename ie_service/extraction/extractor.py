@@ -73,7 +73,7 @@ class Extractor:
         chunking.py); the prompt cap is checked from the token count before chunking."""
         budget, tokens = await asyncio.to_thread(self._measure, text, template, task, groups,
                                                  examples, max_tokens)
-        expect_prompts(min_chunks(tokens, budget) * len(groups))  # 413 before any chunking
+        expect_prompts((min_chunks(tokens, budget) - 1) * len(groups))  # 413 before any chunking
         if tokens <= budget:
             return [Chunk(text, 0)]
         return await asyncio.to_thread(chunk_text, text, budget, self.engine.count_tokens)
@@ -92,6 +92,9 @@ class Extractor:
         if not text.strip():  # a blank text of a batch: no prompt (a single one is a 422)
             return Outcome(language=language, template=template.ref,
                            warnings=["text is empty or only whitespace: skipped, nothing sent to the engine"])
+        # before the first await: every text of a batch counts its one chunk x groups here, so a
+        # batch over the cap is refused before any sibling's prompt can reach the engine
+        expect_prompts(len(groups))
         chunks = await self._chunks(text, template, task, groups, examples, params.max_tokens)
         grounded = options.constrained and options.grounded and task.answer_grammar(groups[0]) is not None
         if grounded:
