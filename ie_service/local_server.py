@@ -27,6 +27,14 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _log_tail(log_path: Path | None, lines: int = 25) -> str:
+    """The last lines of the server's log, for the error (a CI run shows only the error)."""
+    if log_path is None or not Path(log_path).is_file():
+        return ""
+    tail = Path(log_path).read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    return "; its last lines:\n" + "\n".join(tail)
+
+
 @contextmanager
 def local_server(
     extra_args: list[str] = (), log_path: Path | None = None, timeout: float = 600.0,
@@ -58,14 +66,14 @@ def local_server(
             if bar is not None:
                 bar.update(1)
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}; see {log_path}")
+                raise RuntimeError(f"server exited with {proc.returncode}; see {log_path}{_log_tail(log_path)}")
             try:
                 if httpx.get(f"{url}/health", headers=headers, timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"server did not become healthy in {timeout:.0f}s")
+                raise TimeoutError(f"server did not become healthy in {timeout:.0f}s{_log_tail(log_path)}")
             time.sleep(1.0)
         if bar is not None:
             bar.close()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ie_service.local_server import local_server  # noqa: E402
 
 LOGS = Path(__file__).resolve().parent.parent / ".cache" / "test-logs"
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment() -> Iterator[None]:
+    """Every test leaves ``os.environ`` as it found it: vLLM's config step (run in-process by
+    unit tests) writes ``LD_PRELOAD``, ``VLLM_WORKER_MULTIPROC_METHOD`` and more into it, and
+    servers started by later tests inherit the process environment (seen in CI: a leaked
+    torch ``libgomp`` preload beside Intel OpenMP failed every later engine start)."""
+    saved = dict(os.environ)
+    yield
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")

