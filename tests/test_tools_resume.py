@@ -178,3 +178,26 @@ def test_eval_retries_error_records_of_older_versions_and_a_cut_line(tmp_path):
     assert report["totals"]["docs_this_run"] == 2 and report["totals"]["cut_lines"] == 1
     assert report["scores"]["entities"]["micro"]["f1"] == 1.0
     assert (tmp_path / "p.jsonl.cut").exists()
+
+
+def test_eval_adapter_goes_in_every_request_and_keeps_its_own_predictions(tmp_path):
+    """``eval --adapter NAME`` scores an adapter the service serves; its predictions never share
+    a resumable file with the base model's (a resume would score the base as the adapter)."""
+    dataset = tmp_path / "gold.jsonl"
+    dataset.write_text("".join(json.dumps(g) + "\n" for g in GOLD))
+    seen: list[str | None] = []
+    plain = ner_service({"failing": False})
+
+    def answer(method, path, body):
+        if path == "/extract/ner":
+            seen.append(body.get("adapter"))
+        return plain(method, path, body)
+
+    with tiny_server(answer) as service:
+        base = eval_run(service.url, dataset, tmp_path)
+        adapted = run("eval", "--dataset", str(dataset), "--task", "ner", "--url", service.url,
+                      "--out-dir", str(tmp_path), "--adapter", "contracts")
+    assert base.returncode == 0 and adapted.returncode == 0, adapted.stderr[-2000:]
+    assert seen == [None] * 3 + ["contracts"] * 3  # the base run's predictions were not reused
+    assert (tmp_path / "gold-ner-constrained-contracts.predictions.jsonl").exists()
+    assert (tmp_path / "gold-ner-constrained.predictions.jsonl").exists()

@@ -19,6 +19,8 @@ def _stem(args: argparse.Namespace) -> str:
         stem += "-triggers"
     if args.examples:
         stem += "-fewshot"
+    if args.adapter:
+        stem += f"-{args.adapter}"  # base and adapter predictions never share a resumable file
     return stem
 
 
@@ -41,6 +43,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "parameters": {"temperature": 0, "max_tokens": args.max_tokens}}
     if args.ungrounded:
         body["grounded"] = False
+    if args.adapter:
+        body["adapter"] = args.adapter
     if args.template:
         body["template"] = args.template
     if args.labels_per_prompt:
@@ -104,6 +108,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--ungrounded", action="store_true",
                     help='free-string spans under the constraint ("grounded": false)')
     ev.add_argument("--language", default="auto", choices=["auto", "en", "zh"])
+    ev.add_argument("--adapter", type=arg_types.non_empty, default=None,
+                    help="a LoRA adapter the service serves (serve --lora NAME=PATH; here: --lora "
+                         "NAME=PATH --adapter NAME); default: the served model")
     ev.add_argument("--template", default=None, help="template name, or name@version to pin one")
     ev.add_argument("--schema", default=None, help="JSON file with the schema (default: the data's labels)")
     ev.add_argument("--examples", default=None, help="JSON file: few-shot [{input, output}]")
