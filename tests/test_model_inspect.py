@@ -266,3 +266,16 @@ def test_engine_renders_the_inspected_format_and_reports_it(folders):
     assert Engine(llm, EngineConfig(), str(folder), "m", inspection=chat).prompt_format.name == "alpaca"
     pinned = Engine(llm, EngineConfig(prompt_format="ziya"), str(folder), "m", inspection=inspect_model(folder))
     assert (pinned.prompt_format.name, pinned.prompt_format_reason) == ("ziya", "--prompt-format")
+
+
+def test_the_chinese_llama2_vocabulary_is_oneke_unless_a_name_says_firefly(tmp_path):
+    """OneKE and Firefly-LLaMA2 share Chinese-Alpaca-2's 55296-token vocabulary: the vocabulary
+    alone means OneKE; a Firefly name decides for Firefly; a name of another family does not
+    override it (a served name like "prod" or "alpaca-2" says nothing about the template)."""
+    plain = tm.build_oneke_like(tmp_path / "merged")
+    assert inspect_model(plain, native_bf16=True).prompt_format == "oneke"
+    assert inspect_model(plain, native_bf16=True, served_name="prod").prompt_format == "oneke"
+    firefly = inspect_model(plain, native_bf16=True, served_name="firefly-llama2-13b")
+    assert firefly.prompt_format == "firefly" and "55296" in firefly.prompt_format_reason
+    named = tm.build_oneke_like(tmp_path / "Firefly-LLaMA2-13B-Chat")
+    assert inspect_model(named, native_bf16=True).prompt_format == "firefly"

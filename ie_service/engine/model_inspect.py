@@ -13,8 +13,8 @@ its words are kept as ``prompt_format_reason``):
 2. the tokenizer: a chat template (→ ``chat``), Ziya's ``<human>`` / ``<bot>`` tokens;
 3. ``generation_config.json`` naming a format (``prompt_format``);
 4. ``config.json``: the Chinese-LLaMA-2 / Alpaca-2 vocabulary (55296 rows) on a LLaMA
-   folder → ``oneke`` (OneKE is fine-tuned from Chinese-Alpaca-2; Firefly-LLaMA2 shares
-   that vocabulary, so its folders need ``ie_service.json`` or a name);
+   folder → ``oneke`` (OneKE is fine-tuned from Chinese-Alpaca-2), unless a name (5) says
+   ``firefly`` (Firefly-LLaMA2 shares that vocabulary);
 5. names: the served name, the folder path, ``config.json`` ``_name_or_path``,
    ``quantize_config.json`` ``model_name_or_path`` and the README's title;
 6. else ``alpaca`` (KnowLM's).
@@ -34,6 +34,7 @@ from .prompt_formats import AUTO, CHAT, DEFAULT_FORMAT, format_from_name
 
 SIDECAR = "ie_service.json"
 CHINESE_LLAMA2_VOCAB = 55296
+CHINESE_LLAMA2_FAMILIES = ("oneke", "firefly")  # fine-tuned on that vocabulary; a name tells them apart
 ZIYA_TOKENS = ("<human>", "<bot>")
 QUANT_FILES = ("quantize_config.json", "quant_config.json")  # AutoGPTQ / gptqmodel, AutoAWQ
 DEQUANTIZE_FIX = "ie-service weights dequantize {path} --out {path}-bf16"
@@ -239,10 +240,22 @@ def choose_prompt_format(folder: Path, config: dict[str, Any], *, served_name: s
     generation = _json(folder / "generation_config.json") or {}
     if isinstance(generation.get("prompt_format"), str):
         return generation["prompt_format"], "generation_config.json names it"
+    named = _named_format(folder, config, served_name)
     text = _text_config(config)
     if text.get("model_type") == "llama" and text.get("vocab_size") == CHINESE_LLAMA2_VOCAB:
+        if named is not None and named[0] in CHINESE_LLAMA2_FAMILIES:
+            return named[0], f"{named[1]} (the {CHINESE_LLAMA2_VOCAB}-token vocabulary fits it too)"
         return "oneke", (f"config.json: a LLaMA with the {CHINESE_LLAMA2_VOCAB}-token Chinese-LLaMA-2/Alpaca-2 "
-                         "vocabulary that OneKE is fine-tuned on")
+                         "vocabulary that OneKE is fine-tuned on (Firefly-LLaMA2 shares it: a name saying "
+                         "firefly, --prompt-format or ie_service.json decides otherwise)")
+    if named is not None:
+        return named
+    return DEFAULT_FORMAT, "no evidence in the folder: KnowLM's Alpaca format (the default)"
+
+
+def _named_format(folder: Path, config: dict[str, Any], served_name: str | None) -> tuple[str, str] | None:
+    """The family a name points at: the served name, the folder, ``_name_or_path``, the
+    quantizer's record or the README title (first that speaks)."""
     names = [("the served name", served_name), ("the folder name", str(folder)),
              ("config.json _name_or_path", config.get("_name_or_path")),
              ("quantize_config.json model_name_or_path", (_json(folder / "quantize_config.json") or {}).get(
@@ -251,7 +264,7 @@ def choose_prompt_format(folder: Path, config: dict[str, Any], *, served_name: s
     for where, name in names:
         if isinstance(name, str) and name and (fmt := format_from_name(name)):
             return fmt, f"{where} {name!r} names the family"
-    return DEFAULT_FORMAT, "no evidence in the folder: KnowLM's Alpaca format (the default)"
+    return None
 
 
 FAMILIES = {"ziya": "Ziya-LLaMA", "oneke": "OneKE", "firefly": "Firefly", "alpaca": "KnowLM/ZhiXi (Alpaca)",

@@ -269,9 +269,18 @@ def preflight(config: EngineConfig, headless: bool = False) -> dict[str, Any]:
     return engine_kwargs(config, model_path, on_cpu=on_cpu, host=host, headless=headless, inspection=inspection)
 
 
+_INSPECTED: dict[tuple[Any, ...], ModelInspection | None] = {}
+
+
 def _inspect_and_log(config: EngineConfig, model_path: str, on_cpu: bool,
                      host: HostShape | None) -> ModelInspection | None:
-    inspection = inspect_for(config, model_path, on_cpu=on_cpu, host=host)
+    """The inspection, logged once per process: ``serve``'s preflight and the engine start
+    (and every restart) share it."""
+    key = (model_path, config.dtype, config.served_model_name, config.tensor_parallel_size,
+           config.prompt_format, config.tokenizer, config.tokenizer_mode, on_cpu)
+    if key in _INSPECTED:
+        return _INSPECTED[key]
+    inspection = _INSPECTED[key] = inspect_for(config, model_path, on_cpu=on_cpu, host=host)
     if inspection is not None:
         log.info("%s", inspection.describe())
         for warning in inspection.warnings:
