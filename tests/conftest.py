@@ -27,6 +27,14 @@ def _restore_environment() -> Iterator[None]:
         os.environ.update(saved)
 
 
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Debian's Chromium for the page tests (tests/headless_chromium.py)."""
+    from headless_chromium import find_chromium
+
+    return find_chromium()
+
+
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     """A real ``ie-service serve`` (vLLM, embedded model) on loopback, shared by the session."""

@@ -13,13 +13,13 @@ import os
 import re
 import shutil
 import struct
-import subprocess
 import zlib
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from headless_chromium import run_chromium
 
 from ie_service.cli import main
 from ie_service.kg.build import Document, read_documents
@@ -280,28 +280,6 @@ def test_vendored_library_matches_its_readme_and_script():
 
 
 # ---------------------------------------------------------------- a real headless Chromium
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed (CI installs it: .ci/run)")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return path
-
-
-def run_chromium(chromium: str, tmp_path: Path, url: str, *args: str) -> tuple[str, list[str]]:
-    """Load ``url`` headless; stdout and the page's console lines."""
-    profile = tmp_path / "chromium-profile"
-    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-           f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=20000",
-           *args, url]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env={**os.environ, "HOME": str(tmp_path)})
-    console = [line for line in r.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
-    assert r.returncode == 0, r.stderr[-3000:]
-    return r.stdout, console
 
 
 def browse(chromium: str, tmp_path: Path, page: str, fragment: str = "") -> PageParser:

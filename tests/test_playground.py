@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlencode
@@ -19,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fakes import ScriptedEngine
+from headless_chromium import run_chromium
 from ie_service.api.app import create_app
 from ie_service.api.settings import ServiceSettings
 from live_app import serve_app
@@ -87,26 +87,11 @@ class Dom(HTMLParser):
             self.marks[-1]["text"] += data
 
 
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed (CI installs it: .ci/run)")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return path
-
-
 def browse(chromium: str, tmp_path: Path, url: str, *args: str) -> tuple[Dom, list[str]]:
     """Load ``url`` headless and wait for its fetches; the DOM and the console lines."""
-    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-           f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-           "--virtual-time-budget=30000", *args, url]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "HOME": str(tmp_path)})
-    assert r.returncode == 0, r.stderr[-3000:]
-    console = [line for line in r.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line
-               or "Content Security Policy" in line]
-    return Dom(r.stdout), console
+    out, console = run_chromium(chromium, tmp_path, url, *args, budget_ms=30000, timeout=300,
+                                console_marks=(":CONSOLE", "Uncaught", "Content Security Policy"))
+    return Dom(out), console
 
 
 def run_url(base: str, **fields: str) -> str:
