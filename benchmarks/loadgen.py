@@ -40,11 +40,12 @@ class LoadResult:
 
 
 async def run_load(url: str, requests: int, concurrency: int, deadline_s: float,
-                   client_timeout_s: float = 300.0) -> LoadResult:
+                   client_timeout_s: float = 300.0, api_key: str | None = None) -> LoadResult:
     result = LoadResult()
     sem = asyncio.Semaphore(concurrency)
     start = time.perf_counter()
-    async with httpx.AsyncClient(timeout=client_timeout_s) as client:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+    async with httpx.AsyncClient(timeout=client_timeout_s, headers=headers) as client:
         async def one(i: int) -> None:
             path, body = BODIES[i % len(BODIES)]
             async with sem:

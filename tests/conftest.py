@@ -14,6 +14,20 @@ from ie_service.local_server import local_server  # noqa: E402
 LOGS = Path(__file__).resolve().parent.parent / ".cache" / "test-logs"
 
 
+SHARED_SERVERS = {"server_url", "guarded_url"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for ``pytest-xdist --dist loadgroup`` (pyproject's addopts): every test that
+    starts or shares a real server runs on one worker, in order (one session server, never
+    two engine runs at once); every other module stays together on a worker (its module
+    fixtures are made once)."""
+    for item in items:
+        uses_engine = item.get_closest_marker("engine") is not None or SHARED_SERVERS & set(item.fixturenames)
+        group = "engine" if uses_engine else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(autouse=True)
 def _restore_environment() -> Iterator[None]:
     """Every test leaves ``os.environ`` as it found it: vLLM's config step (run in-process by
@@ -41,3 +55,38 @@ def server_url() -> Iterator[str]:
     LOGS.mkdir(parents=True, exist_ok=True)
     with local_server([], log_path=LOGS / "server-tp1.log") as url:
         yield url
+
+
+GUARD_KEY = "s3cret"
+
+
+@pytest.fixture(scope="session")
+def guarded_url() -> Iterator[str]:
+    """A second real server, behind ``--api-key`` and admitting 4 outstanding requests,
+    shared by the tests of those guards and of recovery (the kill -9 test leaves it running
+    on a restarted engine, which the later tests then use)."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    with local_server(["--api-key", GUARD_KEY, "--max-outstanding", "4"],
+                      log_path=LOGS / "server-guarded.log") as url:
+        yield url
+
+
+def engine_core_of(url: str):
+    """The vLLM engine core process of the server at ``url`` (started by this session)."""
+    import psutil
+
+    port = url.rsplit(":", 1)[1]
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            cmd = proc.cmdline()
+        except psutil.Error:
+            continue
+        if "serve" in cmd and "--port" in cmd and cmd[cmd.index("--port") + 1] == port:
+            for child in proc.children(recursive=True):
+                try:
+                    if "EngineCore" in " ".join(child.cmdline()) + child.name():
+                        return child
+                except psutil.Error:
+                    continue
+    raise AssertionError(f"no engine core under the server at {url}")
+

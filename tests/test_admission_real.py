@@ -8,10 +8,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import psutil
 import pytest
 
-from ie_service.local_server import local_server
+from conftest import GUARD_KEY, LOGS, engine_core_of
 
 pytestmark = pytest.mark.engine
 
@@ -47,33 +46,24 @@ def test_a_slow_grammar_does_not_starve_a_later_one(server_url):
     assert time.perf_counter() - started < 10
 
 
-def _engine_core() -> psutil.Process:
-    for child in psutil.Process().children(recursive=True):
+def test_kill_9_of_the_engine_core_is_followed_by_a_new_engine(guarded_url):
+    """On the shared guarded server (conftest): later tests use the restarted engine."""
+    url, headers = guarded_url, {"Authorization": f"Bearer {GUARD_KEY}"}
+    assert httpx.post(f"{url}/generate", json=SMALL, headers=headers, timeout=120).status_code == 200
+    engine_core_of(url).kill()
+    killed = time.monotonic()
+    states = set()
+    while time.monotonic() - killed < 400:
         try:
-            if "EngineCore" in " ".join(child.cmdline()) + child.name():
-                return child
-        except psutil.Error:
-            continue
-    raise AssertionError("no engine core process under the server")
-
-
-def test_kill_9_of_the_engine_core_is_followed_by_a_new_engine(tmp_path):
-    with local_server([], log_path=tmp_path / "server.log") as url:
-        assert httpx.post(f"{url}/generate", json=SMALL, timeout=120).status_code == 200
-        _engine_core().kill()
-        killed = time.monotonic()
-        states = set()
-        while time.monotonic() - killed < 400:
-            try:
-                r = httpx.get(f"{url}/health", timeout=5)
-            except httpx.TransportError:  # the process exited: not what we want
-                raise AssertionError((tmp_path / "server.log").read_text()[-3000:])
-            if r.status_code == 503:
-                states.add(r.json()["status"])
-            elif states:
-                break
-            time.sleep(0.5)
-        assert "restarting" in states, states
-        r = httpx.post(f"{url}/generate", json=SMALL, timeout=120)
-        assert r.status_code == 200, r.text
-        print(f"kill -9 to the next 200: {time.monotonic() - killed:.1f}s")
+            r = httpx.get(f"{url}/health", headers=headers, timeout=5)
+        except httpx.TransportError:  # the process exited: not what we want
+            raise AssertionError((LOGS / "server-guarded.log").read_text(errors="replace")[-3000:])
+        if r.status_code == 503:
+            states.add(r.json()["status"])
+        elif states:
+            break
+        time.sleep(0.5)
+    assert "restarting" in states, states
+    r = httpx.post(f"{url}/generate", json=SMALL, headers=headers, timeout=120)
+    assert r.status_code == 200, r.text
+    print(f"kill -9 to the next 200: {time.monotonic() - killed:.1f}s")

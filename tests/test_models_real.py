@@ -31,13 +31,16 @@ def folders(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("families")
     return {
         "zhixi": tm.build_zhixi_like(root / "recovered", root / "work"),  # fp32, ie_service.json
+        "ziya": tm.build_ziya_like(root / "merged"),  # fp16, <human>/<bot> tokens, no name
+        "oneke": tm.build_oneke_like(root / "prod"),  # bf16, the 55296-token vocabulary, no name
         "gptq": tm.build_gptq(root / "gptq-main", group=32),  # quantize_config.json only
         "awq": tm.build_awq(root / "awq-gemm"),
         "act": tm.build_gptq(root / "gptq-4bit-128g-actorder_True", group=128, desc_act=True),
     }
 
 
-@pytest.mark.parametrize("family,quantization", [("zhixi", None), ("gptq", "gptq"), ("awq", "awq")])
+@pytest.mark.parametrize("family,quantization", [("zhixi", None), ("ziya", None), ("oneke", None),
+                                                ("gptq", "gptq"), ("awq", "awq")])
 def test_family_serves_with_only_model(folders, family, quantization):
     folder = folders[family]
     expected = inspect_model(folder)  # this host: what the engine must run

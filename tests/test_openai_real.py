@@ -91,20 +91,18 @@ def test_bad_requests_are_4xx_with_a_message(client, model, server_url):
     assert r.status_code == 413 and "engine prompts" in r.json()["error"]
 
 
-def test_wrong_key_is_401_and_the_right_one_answers(tmp_path):
-    from conftest import LOGS
-    from ie_service.local_server import local_server
+def test_wrong_key_is_401_and_the_right_one_answers(guarded_url):
+    from conftest import GUARD_KEY
 
-    LOGS.mkdir(parents=True, exist_ok=True)
-    with local_server(["--api-key", "s3cret"], log_path=LOGS / "server-openai-key.log") as url:
-        wrong = openai.OpenAI(base_url=f"{url}/v1", api_key="wrong", max_retries=0)
-        with pytest.raises(openai.AuthenticationError):
-            wrong.models.list()
-        with pytest.raises(openai.AuthenticationError):
-            wrong.chat.completions.create(model="x", messages=QUESTION, max_tokens=2)
-        right = openai.OpenAI(base_url=f"{url}/v1", api_key="s3cret", max_retries=0, timeout=120)
-        model = right.models.list().data[0].id
-        assert right.completions.create(model=model, prompt="Hello", max_tokens=2, temperature=0).choices[0].text
-        page = httpx.get(f"{url}/")  # the playground loads without the key; nothing else does
-        assert page.status_code == 200 and "content-security-policy" in page.headers
-        assert httpx.get(f"{url}/templates").status_code == 401
+    url = guarded_url  # conftest: --api-key GUARD_KEY --max-outstanding 4
+    wrong = openai.OpenAI(base_url=f"{url}/v1", api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        wrong.models.list()
+    with pytest.raises(openai.AuthenticationError):
+        wrong.chat.completions.create(model="x", messages=QUESTION, max_tokens=2)
+    right = openai.OpenAI(base_url=f"{url}/v1", api_key=GUARD_KEY, max_retries=0, timeout=120)
+    model = right.models.list().data[0].id
+    assert right.completions.create(model=model, prompt="Hello", max_tokens=2, temperature=0).choices[0].text
+    page = httpx.get(f"{url}/")  # the playground loads without the key; nothing else does
+    assert page.status_code == 200 and "content-security-policy" in page.headers
+    assert httpx.get(f"{url}/templates").status_code == 401

