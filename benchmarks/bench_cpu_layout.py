@@ -33,8 +33,10 @@ from fault_probe import SMALL, heavy_text, pct, small_series, timed  # noqa: E40
 from ie_service.evaluation.datasets import labels_of, load  # noqa: E402
 from ie_service.local_server import local_server  # noqa: E402
 
+# ie-service sets VLLM_CPU_NUM_OF_RESERVED_CPU=0 itself on small hosts (vllm_engine.SMALL_HOST_CPUS):
+# "1" is vLLM's own default for one worker
 SETTINGS = {
-    "vLLM default (a core kept for the engine core)": ([], {}),
+    "vLLM default (a core kept for the engine core)": ([], {"VLLM_CPU_NUM_OF_RESERVED_CPU": "1"}),
     "every core for the model": ([], {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}),
     "every core, 512-token steps": (["--max-num-batched-tokens", "512"], {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}),
 }

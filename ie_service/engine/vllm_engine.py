@@ -212,17 +212,42 @@ def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
     return kwargs
 
 
+RESERVED_CPU_ENV = "VLLM_CPU_NUM_OF_RESERVED_CPU"
+# vLLM keeps one CPU per local worker for the engine core process and gives the model the
+# rest. With one worker on at most this many CPUs that core is a large share of the compute:
+# on 2 CPUs the model then runs on one. Measured on 2 cores (benchmarks/bench_cpu_layout.py,
+# grounded NER, 48 WNUT-17 sentences): every CPU for the model is 1.47x the sentences/s at
+# 16 in flight and 1.57x at 1, the same greedy outputs 48/48. Bigger hosts keep vLLM's default
+# (one core of many costs little, and the model's threads would share it with the engine core).
+SMALL_HOST_CPUS = 4
+
+
+def worker_cpus(host: HostShape) -> int:
+    """The CPUs vLLM's own binding gives one worker: those of its memory node that this
+    process may use (all allowed CPUs without NUMA information)."""
+    node = host.memory_node()
+    allowed = set(host.allowed_cpus)
+    if node is not None and node.cpus:
+        return len([c for c in node.cpus if not allowed or c in allowed]) or host.cores
+    return host.cores
+
+
 def cpu_environment(config: EngineConfig, host: HostShape,
                     environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
     """Environment changes for the CPU engine's processes (None = unset): a group of CPUs
     per local worker (:func:`~ie_service.engine.parallel.thread_binding`; a binding the user
-    set is kept), and no ``VLLM_CPU_KVCACHE_SPACE`` when ``--kv-cache-gib`` is given (vLLM
-    would let the variable override the flag)."""
+    set is kept); for one worker on a small host, every CPU for the model
+    (``VLLM_CPU_NUM_OF_RESERVED_CPU=0``, see :data:`SMALL_HOST_CPUS`); and no
+    ``VLLM_CPU_KVCACHE_SPACE`` when ``--kv-cache-gib`` is given (vLLM would let the variable
+    override the flag)."""
     environ = os.environ if environ is None else environ
     changes: dict[str, str | None] = {}
     binding = thread_binding(ParallelPlan.of(config), host)
     if binding is not None and "VLLM_CPU_OMP_THREADS_BIND" not in environ:
         changes["VLLM_CPU_OMP_THREADS_BIND"] = binding
+    if (binding is None and RESERVED_CPU_ENV not in environ and "VLLM_CPU_OMP_THREADS_BIND" not in environ
+            and worker_cpus(host) <= SMALL_HOST_CPUS):
+        changes[RESERVED_CPU_ENV] = "0"
     if config.kv_cache_gib is not None and _env_kv_cache_gib(environ) is not None:
         changes[KV_CACHE_SPACE_ENV] = None
     return changes
@@ -247,6 +272,10 @@ def _apply_environment(config: EngineConfig, host: HostShape | None) -> None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+    if RESERVED_CPU_ENV in changes and host is not None:
+        log.info("CPU layout: %d CPUs for one worker: all of them run the model (%s=0; vLLM "
+                 "would keep one for its engine core; set the variable to choose)",
+                 worker_cpus(host), RESERVED_CPU_ENV)
 
 
 def resolve_model(config: EngineConfig) -> tuple[str, str]:
