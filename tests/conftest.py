@@ -14,20 +14,6 @@ from ie_service.local_server import local_server  # noqa: E402
 LOGS = Path(__file__).resolve().parent.parent / ".cache" / "test-logs"
 
 
-SHARED_SERVERS = {"server_url", "guarded_url"}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Groups for ``pytest-xdist --dist loadgroup`` (pyproject's addopts): every test that
-    starts or shares a real server runs on one worker, in order (one session server, never
-    two engine runs at once); every other module stays together on a worker (its module
-    fixtures are made once)."""
-    for item in items:
-        uses_engine = item.get_closest_marker("engine") is not None or SHARED_SERVERS & set(item.fixturenames)
-        group = "engine" if uses_engine else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(autouse=True)
 def _restore_environment() -> Iterator[None]:
     """Every test leaves ``os.environ`` as it found it: vLLM's config step (run in-process by
