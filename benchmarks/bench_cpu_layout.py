@@ -94,7 +94,10 @@ def main() -> None:
                 share = asyncio.run(fair_share(url, args.heavy_chars, 900))
         finally:
             for k, v in saved.items():
-                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+                if v is None:
+                    os.environ.pop(k)
+                else:
+                    os.environ[k] = v
         raw = many.pop("raw")
         one.pop("raw")
         if first_raw is None:

@@ -76,3 +76,27 @@ def engine_core_of(url: str):
                     continue
     raise AssertionError(f"no engine core under the server at {url}")
 
+
+def health_until_back(url: str, headers: dict | None = None, limit_s: float = 400,
+                      log_path: Path | None = None) -> set[str]:
+    """After a kill: the ``/health`` 503 statuses seen until it answered 200 again. Fails when
+    it is not back within ``limit_s`` or the server stops answering (the log's tail then)."""
+    import time
+
+    import httpx
+
+    states: set[str] = set()
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        try:
+            r = httpx.get(f"{url}/health", headers=headers, timeout=5)
+        except httpx.TransportError:  # the process exited: not what we want
+            tail = log_path.read_text(errors="replace")[-3000:] if log_path else ""
+            raise AssertionError(f"{url} stopped answering /health\n{tail}")
+        if r.status_code == 503:
+            states.add(r.json()["status"])
+        elif r.status_code == 200 and states:
+            return states
+        time.sleep(0.5)
+    raise AssertionError(f"{url}/health not back to 200 in {limit_s:.0f}s (503 statuses seen: {states})")
+

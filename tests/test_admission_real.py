@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from conftest import GUARD_KEY, LOGS, engine_core_of
+from conftest import GUARD_KEY, LOGS, engine_core_of, health_until_back
 
 pytestmark = pytest.mark.engine
 
@@ -52,17 +52,7 @@ def test_kill_9_of_the_engine_core_is_followed_by_a_new_engine(guarded_url):
     assert httpx.post(f"{url}/generate", json=SMALL, headers=headers, timeout=120).status_code == 200
     engine_core_of(url).kill()
     killed = time.monotonic()
-    states = set()
-    while time.monotonic() - killed < 400:
-        try:
-            r = httpx.get(f"{url}/health", headers=headers, timeout=5)
-        except httpx.TransportError:  # the process exited: not what we want
-            raise AssertionError((LOGS / "server-guarded.log").read_text(errors="replace")[-3000:])
-        if r.status_code == 503:
-            states.add(r.json()["status"])
-        elif states:
-            break
-        time.sleep(0.5)
+    states = health_until_back(url, headers, log_path=LOGS / "server-guarded.log")
     assert "restarting" in states, states
     r = httpx.post(f"{url}/generate", json=SMALL, headers=headers, timeout=120)
     assert r.status_code == 200, r.text

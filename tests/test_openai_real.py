@@ -10,6 +10,7 @@ import httpx
 import jsonschema
 import pytest
 
+from conftest import GUARD_KEY
 from live_app import record_answer
 
 openai = pytest.importorskip("openai")
@@ -92,8 +93,6 @@ def test_bad_requests_are_4xx_with_a_message(client, model, server_url):
 
 
 def test_wrong_key_is_401_and_the_right_one_answers(guarded_url):
-    from conftest import GUARD_KEY
-
     url = guarded_url  # conftest: --api-key GUARD_KEY --max-outstanding 4
     wrong = openai.OpenAI(base_url=f"{url}/v1", api_key="wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):

@@ -10,13 +10,12 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import LOGS, engine_core_of
+from conftest import LOGS, engine_core_of, health_until_back
 from ie_service.local_server import free_port, local_server
 from padded_model import pad_heads
 
@@ -70,23 +69,10 @@ def test_data_parallel_2_answers_like_one_engine_and_both_replicas_serve(server_
         counts = replica_counts(url)
         # one replica's engine core dies: vLLM stops the whole engine, the service starts it again
         engine_core_of(url).kill()
-        assert until_healthy_again(url) and generate(url, PROMPTS[0]) == single[0]
+        assert health_until_back(url) and generate(url, PROMPTS[0]) == single[0]
         assert httpx.get(f"{url}/v1/models").json()["data"][0]["replicas"] == 2
     assert set(counts) == {"0", "1"} and all(c > 0 for c in counts.values()), counts
     assert sum(counts.values()) == 5 + 16  # every request finished on one replica or the other
-
-
-def until_healthy_again(url: str, limit_s: float = 400) -> bool:
-    """/health went 503 (restarting) and then 200 again within ``limit_s``."""
-    seen_503, started = False, time.monotonic()
-    while time.monotonic() - started < limit_s:
-        status = httpx.get(f"{url}/health", timeout=5).status_code
-        if status == 503:
-            seen_503 = True
-        elif status == 200 and seen_503:
-            return True
-        time.sleep(0.5)
-    return False
 
 
 @pytest.fixture(scope="module")

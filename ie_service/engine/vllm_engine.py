@@ -305,8 +305,7 @@ def _inspect_and_log(config: EngineConfig, model_path: str, on_cpu: bool,
                      host: HostShape | None) -> ModelInspection | None:
     """The inspection, logged once per process: ``serve``'s preflight and the engine start
     (and every restart) share it."""
-    key = (model_path, config.dtype, config.served_model_name, config.tensor_parallel_size,
-           config.prompt_format, config.tokenizer, config.tokenizer_mode, on_cpu)
+    key = (model_path, config.dtype, config.served_model_name, config.tensor_parallel_size, on_cpu)  # what inspect_for reads
     if key in _INSPECTED:
         return _INSPECTED[key]
     inspection = _INSPECTED[key] = inspect_for(config, model_path, on_cpu=on_cpu, host=host)
