@@ -44,51 +44,90 @@ def local_server(
     ``progress``: a bar counting the seconds of start-up.
 
     The server is stopped on exit, also when this process gets SIGTERM (in the main thread)."""
+    with local_servers([(list(extra_args), log_path)], timeout=timeout, progress=progress) as urls:
+        yield urls[0]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class ServerGroup(list):
+    """The URLs of servers started together, in order; :meth:`stop` ends one early (its
+    memory back before the group ends)."""
+
+    def __init__(self, urls: list[str], procs: list[subprocess.Popen]) -> None:
+        super().__init__(urls)
+        self._procs = dict(zip(urls, procs))
+
+    def stop(self, url: str) -> None:
+        _stop(self._procs[url])
+
+
+@contextmanager
+def local_servers(
+    servers: list[tuple[list[str], Path | None]], timeout: float = 600.0, progress: bool = False,
+) -> Iterator[ServerGroup]:
+    """Several servers, ``(extra_args, log_path)`` each, started at once: their start-ups
+    (mostly single-threaded imports) overlap. Yields their URLs, in order, once every one
+    answers /health 200; all are stopped on exit."""
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    port = free_port()
-    args = list(extra_args)
-    key = args[args.index("--api-key") + 1] if "--api-key" in args[:-1] else None
-    headers = {"authorization": f"Bearer {key}"} if key else None
-    cmd = [sys.executable, "-m", "ie_service.cli", "serve", "--port", str(port), *extra_args]
-    log = open(log_path, "wb") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
-    url = f"http://127.0.0.1:{port}"
+    started: list[tuple[subprocess.Popen, str, dict | None, Path | None, object]] = []
     bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(desc="start server", unit="s", bar_format="{desc}: {n_fmt}{unit} {postfix}")
     try:
+        for extra_args, log_path in servers:
+            port = free_port()
+            args = list(extra_args)
+            key = args[args.index("--api-key") + 1] if "--api-key" in args[:-1] else None
+            headers = {"authorization": f"Bearer {key}"} if key else None
+            cmd = [sys.executable, "-m", "ie_service.cli", "serve", "--port", str(port), *args]
+            log = open(log_path, "wb") if log_path else subprocess.DEVNULL
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+            started.append((proc, f"http://127.0.0.1:{port}", headers, log_path, log))
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(desc="start server", unit="s", bar_format="{desc}: {n_fmt}{unit} {postfix}")
         deadline = time.monotonic() + timeout
-        while True:
+        waiting = list(started)
+        while waiting:
             if bar is not None:
                 bar.update(1)
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}; see {log_path}{_log_tail(log_path)}")
-            try:
-                if httpx.get(f"{url}/health", headers=headers, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"server did not become healthy in {timeout:.0f}s{_log_tail(log_path)}")
-            time.sleep(1.0)
+            for entry in list(waiting):
+                proc, url, headers, log_path, _ = entry
+                if proc.poll() is not None:
+                    raise RuntimeError(f"server exited with {proc.returncode}; see {log_path}{_log_tail(log_path)}")
+                try:
+                    if httpx.get(f"{url}/health", headers=headers, timeout=2).status_code == 200:
+                        waiting.remove(entry)
+                except httpx.TransportError:
+                    pass
+            if waiting and time.monotonic() > deadline:
+                raise TimeoutError(f"server did not become healthy in {timeout:.0f}s"
+                                   f"{_log_tail(waiting[0][3])}")
+            if waiting:
+                time.sleep(1.0)
         if bar is not None:
             bar.close()
             bar = None
-        yield url
+        yield ServerGroup([url for _, url, _, _, _ in started], [proc for proc, *_ in started])
     finally:
         if bar is not None:
             bar.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if log_path:
-            log.close()
+        for proc, *_ in started:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc, _, _, log_path, log in started:
+            _stop(proc)
+            if log_path:
+                log.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

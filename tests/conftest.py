@@ -9,9 +9,21 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ie_service.local_server import local_server  # noqa: E402
+from ie_service.local_server import local_servers  # noqa: E402
+from lanes import ENGINE_WORKER, FAST_NICE, LaneScheduling, check_lane, worker_id  # noqa: E402
 
 LOGS = Path(__file__).resolve().parent.parent / ".cache" / "test-logs"
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``-n 2`` (pyproject's addopts): the engine lane and the fast lane (tests/lanes.py)."""
+    return LaneScheduling(config, log)
+
+
+def pytest_configure(config) -> None:
+    if worker_id() not in (None, ENGINE_WORKER):
+        os.nice(FAST_NICE)  # the fast lane yields the cores to the engine lane's computing
 
 
 @pytest.fixture(autouse=True)
@@ -35,26 +47,94 @@ def chromium() -> str:
     return find_chromium()
 
 
-@pytest.fixture(scope="session")
-def server_url() -> Iterator[str]:
-    """A real ``ie-service serve`` (vLLM, embedded model) on loopback, shared by the session."""
-    LOGS.mkdir(parents=True, exist_ok=True)
-    with local_server([], log_path=LOGS / "server-tp1.log") as url:
-        yield url
-
-
 GUARD_KEY = "s3cret"
 
 
+def scaled_adapter(src: Path, dst: Path, factor: float) -> Path:
+    """A copy of the adapter ``src`` with every lora_B weight multiplied by ``factor``."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src / "adapter_config.json", dst / "adapter_config.json")
+    state = load_file(str(src / "adapter_model.safetensors"))
+    state = {k: (v.float() * factor).to(v.dtype) if "lora_B" in k else v for k, v in state.items()}
+    save_file(state, str(dst / "adapter_model.safetensors"))
+    return dst
+
+
+def _lora_args(tmp_path_factory) -> list[str]:
+    """The base with the shipped adapter as ``ie`` and, as ``off``, that adapter with B = 0."""
+    from ie_service.engine.embedded import ADAPTER_DIR
+
+    off = scaled_adapter(ADAPTER_DIR, tmp_path_factory.mktemp("off"), 0.0)
+    return ["--model", "embedded:base", "--lora", f"ie={ADAPTER_DIR}", "--lora", f"off={off}"]
+
+
+# The servers shared by the session, by fixture name: (its arguments, its log).
+SHARED_SERVERS = {
+    "server_url": (lambda tmp: [], "server-tp1.log"),
+    "guarded_url": (lambda tmp: ["--api-key", GUARD_KEY, "--max-outstanding", "4"], "server-guarded.log"),
+    "lora_url": (_lora_args, "server-lora.log"),
+}
+
+
+_SHARED_LEFT: dict[str, int] = {}  # shared server -> tests of this run that still need it
+_SHARED_GROUP: list = []  # the running ServerGroup and its URLs by name, while it runs
+
+
 @pytest.fixture(scope="session")
-def guarded_url() -> Iterator[str]:
+def _shared_servers(request, tmp_path_factory) -> Iterator[dict[str, str]]:
+    """The shared servers this run's tests ask for, started at once on first use (their
+    start-ups overlap): fixture name -> URL. Each is stopped after the last test that asks
+    for it (its ~4 GB back for the servers later tests start)."""
+    check_lane("a shared server")
+    for item in request.session.items:
+        for name in SHARED_SERVERS:
+            if name in getattr(item, "fixturenames", ()):
+                _SHARED_LEFT[name] = _SHARED_LEFT.get(name, 0) + 1
+    wanted = [name for name in SHARED_SERVERS if _SHARED_LEFT.get(name)]
+    LOGS.mkdir(parents=True, exist_ok=True)
+    specs = [(SHARED_SERVERS[name][0](tmp_path_factory), LOGS / SHARED_SERVERS[name][1]) for name in wanted]
+    with local_servers(specs) as group:
+        urls = dict(zip(wanted, group))
+        _SHARED_GROUP[:] = [group, urls]
+        yield urls
+        _SHARED_GROUP.clear()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    result = yield
+    for name in SHARED_SERVERS:
+        if name in getattr(item, "fixturenames", ()) and name in _SHARED_LEFT:
+            _SHARED_LEFT[name] -= 1
+            if _SHARED_LEFT[name] == 0 and _SHARED_GROUP:
+                group, urls = _SHARED_GROUP
+                group.stop(urls[name])
+    return result
+
+
+@pytest.fixture(scope="session")
+def server_url(_shared_servers) -> str:
+    """A real ``ie-service serve`` (vLLM, embedded model) on loopback, shared by the session."""
+    return _shared_servers["server_url"]
+
+
+@pytest.fixture(scope="session")
+def guarded_url(_shared_servers) -> str:
     """A second real server, behind ``--api-key`` and admitting 4 outstanding requests,
     shared by the tests of those guards and of recovery (the kill -9 test leaves it running
     on a restarted engine, which the later tests then use)."""
-    LOGS.mkdir(parents=True, exist_ok=True)
-    with local_server(["--api-key", GUARD_KEY, "--max-outstanding", "4"],
-                      log_path=LOGS / "server-guarded.log") as url:
-        yield url
+    return _shared_servers["guarded_url"]
+
+
+@pytest.fixture(scope="session")
+def lora_url(_shared_servers) -> str:
+    """The base model with run-time adapters (``--lora ie=<shipped> --lora off=<B = 0>``)."""
+    return _shared_servers["lora_url"]
 
 
 def engine_core_of(url: str):

@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-from pathlib import Path
 
 import httpx
 import pytest
 
-from ie_service.engine.embedded import ADAPTER_DIR
-from ie_service.local_server import local_server
-
-pytestmark = pytest.mark.engine
-LOGS = Path(__file__).resolve().parent.parent / ".cache" / "test-logs"
+pytestmark = pytest.mark.engine  # lora_url: a shared server (conftest.py)
 README_SENTENCE = ("Barack Obama met Angela Merkel in Berlin.", ["person", "location"])
 PROMPTS = [  # the README's sentence and a few of the sort the eval sends
     README_SENTENCE,
@@ -27,28 +21,6 @@ PROMPTS = [  # the README's sentence and a few of the sort the eval sends
     ("@jenny can't wait for the Taylor Swift show at Madison Square Garden tonight !!",
      ["person", "location", "creative-work", "group"]),
 ]
-
-
-def scaled_adapter(src: Path, dst: Path, factor: float) -> Path:
-    """A copy of ``src`` with every lora_B weight multiplied by ``factor``."""
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    dst.mkdir(parents=True, exist_ok=True)
-    shutil.copy(src / "adapter_config.json", dst / "adapter_config.json")
-    state = load_file(str(src / "adapter_model.safetensors"))
-    state = {k: (v.float() * factor).to(v.dtype) if "lora_B" in k else v for k, v in state.items()}
-    save_file(state, str(dst / "adapter_model.safetensors"))
-    return dst
-
-
-@pytest.fixture(scope="module")
-def lora_url(tmp_path_factory):
-    off = scaled_adapter(ADAPTER_DIR, tmp_path_factory.mktemp("off"), 0.0)
-    LOGS.mkdir(parents=True, exist_ok=True)
-    with local_server(["--model", "embedded:base", "--lora", f"ie={ADAPTER_DIR}", "--lora", f"off={off}"],
-                      log_path=LOGS / "server-lora.log") as url:
-        yield url
 
 
 def ner(url: str, text: str, schema: list[str], adapter: str | None = None) -> dict:

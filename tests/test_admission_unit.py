@@ -469,8 +469,31 @@ def test_the_probe_is_one_token_at_top_priority():
 
     app = create_app(Recording, supervisor=lambda f, t: EngineSupervisor(
         f, t, monitor_every_s=0.02, probe_every_s=0.0))
-    with TestClient(app):
+    with TestClient(app) as client:
+        time.sleep(0.2)
+        assert not seen  # idle, nobody asking: no probe
+        client.get("/health")
         deadline = time.monotonic() + 3
         while not seen and time.monotonic() < deadline:
             time.sleep(0.02)
     assert seen and seen[0] == (1, -1)
+
+
+def test_the_monitor_probes_while_work_is_in_flight():
+    """Generations in flight and no output for a while: the monitor probes by itself."""
+    seen = []
+
+    class Busy(ScriptedEngine):
+        last_progress = 0.0
+        in_flight = 1  # a generation waits on the engine
+
+        async def generate(self, prompt, options, json_schema=None, priority=None, **constraint):
+            seen.append(options.max_tokens)
+            return Generation("x", 1, 1, "length")
+
+    app = create_app(Busy, supervisor=lambda f, t: EngineSupervisor(f, t, monitor_every_s=0.02, probe_every_s=0.0))
+    with TestClient(app):
+        deadline = time.monotonic() + 3
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert seen == [1] or seen[:1] == [1]

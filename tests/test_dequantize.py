@@ -19,6 +19,8 @@ from ie_service.engine.model_inspect import has_cpu_4bit_kernels
 from quant_folders import quantize_folder
 from sp_folder import sp_llama_folder
 
+LANE = "fast"  # its engine tests start their own small servers: the other lane (tests/lanes.py)
+
 
 @pytest.fixture(scope="module")
 def bf16_folder(tmp_path_factory):
@@ -86,7 +88,7 @@ def _greedy(folder, log) -> list[str]:
     # bf16 for both: `auto` on a CPU without native bf16 is float32, which vLLM refuses for GPTQ
     with local_server(["--model", str(folder), "--max-model-len", "512", "--dtype", "bfloat16"], log_path=log) as url:
         for p in PROMPTS:
-            r = httpx.post(f"{url}/generate", timeout=120, json={
+            r = httpx.post(f"{url}/generate", timeout=300, json={
                 "instruction": p, "parameters": {"temperature": 0, "max_tokens": 16}})
             assert r.status_code == 200, r.text
             out.append(r.json()["generated_text"])

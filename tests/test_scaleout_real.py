@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from conftest import LOGS, engine_core_of, health_until_back
-from ie_service.local_server import free_port, local_server
+from ie_service.local_server import free_port, local_server, local_servers
 from padded_model import pad_heads
 
 pytestmark = pytest.mark.engine
@@ -89,15 +89,15 @@ def test_tensor_parallel_2_on_two_nodes_answers_like_tp_1(padded):
     (a one-host ``-tp 2`` server was dropped for CI time, 70 s; its two-worker CPU binding
     is checked without the engine in test_parallel_unit.py)."""
     common = ["--model", str(padded), "--dtype", "float32", "--served-model-name", "padded"]
-    with local_server(common, log_path=LOGS / "server-padded-tp1.log") as url:
-        single = answers(url)
     master_port = free_port()
     multi = common + ["-tp", "2", "--nnodes", "2", "--master-port", str(master_port)]
     follower_log = open(LOGS / "server-tp2-follower.log", "wb")
     follower = subprocess.Popen([sys.executable, "-m", "ie_service.cli", "serve", *multi, "--node-rank", "1",
                                  "--headless"], stdout=follower_log, stderr=subprocess.STDOUT, env=os.environ.copy())
-    try:
-        with local_server(multi, log_path=LOGS / "server-tp2-leader.log") as url:
+    try:  # TP 1 and the TP 2 leader start at once (their start-ups overlap); asked one after the other
+        with local_servers([(common, LOGS / "server-padded-tp1.log"),
+                            (multi, LOGS / "server-tp2-leader.log")]) as (tp1_url, url):
+            single = answers(tp1_url)
             assert answers(url) == single
             assert follower.poll() is None
         # the leader is gone: the follower stops its workers and exits 1 (a supervisor restarts it)

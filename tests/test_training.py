@@ -33,6 +33,8 @@ from ie_service.training.sources import SOURCES, by_name, training_splits
 
 from fakes import ScriptedEngine
 
+LANE = "fast"  # its engine tests start their own small servers: the other lane (tests/lanes.py)
+
 TRAIN_DIR = datasets.data_dir() / "train"
 needs_data = pytest.mark.skipif(not TRAIN_DIR.is_dir(), reason=f"no training data at {TRAIN_DIR}")
 

@@ -16,6 +16,8 @@ from ie_service.engine.embedded import ensure_embedded_model
 from ie_service.weights import diff, md5
 from ie_service.weights.shards import Checkpoint, WeightsError
 
+LANE = "fast"  # its engine tests start their own small servers: the other lane (tests/lanes.py)
+
 
 def tiny_llama(seed: int, vocab: int = 512, hidden: int = 64, heads: int = 4) -> LlamaForCausalLM:
     torch.manual_seed(seed)
@@ -204,7 +206,7 @@ def test_merged_folder_serves_through_real_engine(lora_setup, tmp_path):
     args = ["--model", str(merged), "--prompt-format", "raw", "--dtype", "float32", "--max-model-len", "256"]
     with local_server(args, log_path=tmp_path / "serve.log") as url:
         r = httpx.post(f"{url}/generate", json={"instruction": prompt,
-                                                "parameters": {"temperature": 0, "max_tokens": 6}}, timeout=120)
+                                                "parameters": {"temperature": 0, "max_tokens": 6}}, timeout=300)
     assert r.status_code == 200, r.text
     assert r.json()["num_output_tokens_cf"] == 6
     assert r.json()["generated_text"] == expected

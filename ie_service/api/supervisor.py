@@ -6,7 +6,10 @@ a new engine started in place when the old one dies.
   output arriving (``engine.last_progress``) or a probe answering; when nothing has
   arrived for :attr:`probe_every_s`, a 1-token probe generation is sent (top priority), and
   the engine is *hung* once that probe has waited :attr:`hung_after_s` with no output from
-  anyone. A busy engine (work in flight, outputs arriving) is healthy.
+  anyone. A busy engine (work in flight, outputs arriving) is healthy. Probes are sent only
+  when someone waits: by the monitor while generations are in flight, and by ``/health``
+  itself. An idle server with nobody asking sends none (a probe every 2 s kept an idle
+  CPU server's worker at 53% of a core: vLLM's OpenMP threads spin after every step).
 * **Restart**: a monitor task polls ``check_health``; when the engine core died (``kill -9``
   of its process; with data parallel, any replica) the in-flight requests have already got
   503, the old engine is shut down and the factory called again (in a worker thread, so
@@ -131,6 +134,7 @@ class EngineSupervisor:
             await asyncio.wait_for(self.engine.check_health(), timeout=1.0)
         except Exception as exc:
             return HealthVerdict("dead", f"engine unhealthy: {exc or type(exc).__name__}")
+        self._maybe_probe()  # asked, and nothing arrived lately: find out (answered next time)
         stalled = self._stalled_for()
         if stalled is not None:
             return HealthVerdict("hung", f"engine not answering: a probe has waited {stalled:.0f}s "
@@ -183,8 +187,8 @@ class EngineSupervisor:
             except Exception as exc:
                 await self._restart(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
                 continue
-            if not self._stopping:
-                self._maybe_probe()
+            if not self._stopping and getattr(self.engine, "in_flight", 0) > 0:
+                self._maybe_probe()  # work waits on the engine: is it moving?
 
     async def _restart(self, reason: str) -> None:
         now = time.monotonic()
