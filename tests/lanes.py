@@ -2,8 +2,7 @@
 order) runs the modules that use the session's shared servers or big topologies; the
 other lane runs everything else at a lower CPU priority (``nice``): unit tests, and the
 engine modules that only start their own small server (a module says so with a line
-``LANE = "fast"``). Those go out a module at a time, so the engine worker takes its part
-of them once its own share is done and both end together.
+``LANE = "fast"``).
 
 Why: a server start is mostly single-threaded imports (three processes, ~12 s each on 2
 cores) and a test mostly waits on HTTP, which leaves a core idle much of the time; the
@@ -42,10 +41,8 @@ def check_lane(what: str) -> None:
 
 
 class LaneScheduling:
-    """xdist scheduler (the ``Scheduling`` protocol): the engine modules go to the first
-    worker at once; every other module waits in a queue (those with their own servers
-    first, they are the long ones) and goes, a module at a time, to whichever worker runs
-    low: the other workers from the start, the first one once its engine share is done."""
+    """xdist scheduler (the ``Scheduling`` protocol): engine modules to the first worker,
+    the rest spread by module over the others; each worker gets its whole share at once."""
 
     def __init__(self, config, log=None) -> None:
         from xdist.workermanage import parse_tx_spec_config  # xdist is only there for -n runs
@@ -55,8 +52,7 @@ class LaneScheduling:
         self.collection: list[str] | None = None
         self.registered: dict = {}  # node -> its collection (nodeids, same on every node)
         self.pending: dict = {}  # node -> indexes sent and not completed
-        self.queue: list[list[int]] = []  # modules not sent yet
-        self._sources: dict[str, str] = {}
+        self._engine_files: dict[str, bool] = {}
 
     @property
     def nodes(self) -> list:
@@ -68,11 +64,11 @@ class LaneScheduling:
 
     @property
     def tests_finished(self) -> bool:
-        return self.collection is not None and not self.queue and not any(self.pending.values())
+        return self.collection is not None and not any(self.pending.values())
 
     @property
     def has_pending(self) -> bool:
-        return bool(self.queue) or any(self.pending.values())
+        return any(self.pending.values())
 
     def add_node(self, node) -> None:
         self.pending[node] = []
@@ -82,7 +78,6 @@ class LaneScheduling:
 
     def mark_test_complete(self, node, item_index: int, duration: float = 0) -> None:
         self.pending[node].remove(item_index)
-        self._top_up(node)
 
     def mark_test_pending(self, item: str) -> None:
         raise NotImplementedError
@@ -91,54 +86,45 @@ class LaneScheduling:
         raise NotImplementedError
 
     def remove_node(self, node) -> str | None:
-        """A worker ended: the test it was on crashed it; the rest of its share goes back to
-        the front of the queue for the others."""
+        """A worker ended: the test it was on crashed it; the rest of its share goes to a
+        live worker of the same kind if there is one, else is reported by xdist as not run."""
         left = self.pending.pop(node)
         self.registered.pop(node, None)
         if not left:
             return None
-        if left[1:]:
-            self.queue.insert(0, left[1:])
-            for other in self.nodes:
-                self._top_up(other)
+        crashed, rest = left[0], left[1:]
+        if rest and self.pending:
+            heir = self.nodes[0]
+            self.pending[heir].extend(rest)
+            heir.send_runtest_some(rest)
         assert self.collection is not None
-        return self.collection[left[0]]
+        return self.collection[crashed]
 
     def schedule(self) -> None:
         assert self.collection_is_completed
         if self.collection is not None:
-            for node in self.nodes:  # a replacement worker
-                self._top_up(node)
-            return
+            return  # a replacement worker: the shares are out already
         collections = list(self.registered.values())
         if any(c != collections[0] for c in collections[1:]):
             raise RuntimeError("xdist workers collected different tests")
         self.collection = collections[0]
-        modules = self._modules(range(len(self.collection)))
-        engine = [i for module in modules if self._lane(module[0]) == "engine" for i in module]
-        own = [m for m in modules if self._lane(m[0]) == "own"]
-        rest = [m for m in modules if self._lane(m[0]) == "fast"]
-        self.queue = own + rest
         nodes = sorted(self.pending, key=lambda n: n.gateway.id)
-        if engine:
-            self._send(nodes[0], engine)
+        engine = [i for i, nodeid in enumerate(self.collection) if self._is_engine(nodeid)]
+        fast = [i for i, nodeid in enumerate(self.collection) if not self._is_engine(nodeid)]
+        shares: dict = {node: [] for node in nodes}
+        others = nodes[1:] or nodes
+        shares[nodes[0]].extend(engine)
+        if not engine:
+            others = nodes
+        for n, module in enumerate(self._modules(fast)):
+            shares[others[n % len(others)]].extend(module)
         for node in nodes:
-            self._top_up(node)
-
-    def _top_up(self, node) -> None:
-        """Keep two tests ahead on ``node`` (xdist runs a test once it knows the next)."""
-        if node.shutting_down:
-            return
-        while len(self.pending[node]) < 2 and self.queue:
-            self._send(node, self.queue.pop(0))
-        if not self.queue and len(self.pending[node]) < 2:
+            if shares[node]:
+                self.pending[node] = sorted(shares[node])
+                node.send_runtest_some(self.pending[node])
             node.shutdown()
 
-    def _send(self, node, indexes: list[int]) -> None:
-        self.pending[node].extend(indexes)
-        node.send_runtest_some(indexes)
-
-    def _modules(self, indexes) -> list[list[int]]:
+    def _modules(self, indexes: list[int]) -> list[list[int]]:
         """Indexes grouped by module, in collection order."""
         assert self.collection is not None
         groups: dict[str, list[int]] = {}
@@ -146,16 +132,12 @@ class LaneScheduling:
             groups.setdefault(self.collection[i].split("::", 1)[0], []).append(i)
         return list(groups.values())
 
-    def _lane(self, index: int) -> str:
-        """``engine`` (the first worker), ``own`` (own small servers) or ``fast``."""
-        assert self.collection is not None
-        path = self.collection[index].split("::", 1)[0]
-        if path not in self._sources:
+    def _is_engine(self, nodeid: str) -> bool:
+        path = nodeid.split("::", 1)[0]
+        if path not in self._engine_files:
             try:
-                self._sources[path] = (self.rootpath / path).read_text(errors="replace")
+                source = (self.rootpath / path).read_text(errors="replace")
             except OSError:
-                self._sources[path] = ""
-        source = self._sources[path]
-        if "mark.engine" not in source:
-            return "fast"
-        return "own" if FAST_LINE in source else "engine"
+                source = ""
+            self._engine_files[path] = "mark.engine" in source and FAST_LINE not in source
+        return self._engine_files[path]
