@@ -12,7 +12,9 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -48,9 +50,8 @@ def local_server(
         yield urls[0]
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
+def _reap(proc: subprocess.Popen) -> None:
+    """Wait for a terminated server; kill it after 60 s."""
     try:
         proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
@@ -58,13 +59,28 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+    _reap(proc)
+
+
+@dataclass
+class _Started:
+    proc: subprocess.Popen
+    url: str
+    headers: dict | None  # the API key, for /health
+    log_path: Path | None
+    log: Any  # the open log file, or subprocess.DEVNULL
+
+
 class ServerGroup(list):
     """The URLs of servers started together, in order; :meth:`stop` ends one early (its
     memory back before the group ends)."""
 
-    def __init__(self, urls: list[str], procs: list[subprocess.Popen]) -> None:
-        super().__init__(urls)
-        self._procs = dict(zip(urls, procs))
+    def __init__(self, started: list[_Started]) -> None:
+        super().__init__(s.url for s in started)
+        self._procs = {s.url: s.proc for s in started}
 
     def stop(self, url: str) -> None:
         _stop(self._procs[url])
@@ -80,18 +96,18 @@ def local_servers(
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    started: list[tuple[subprocess.Popen, str, dict | None, Path | None, object]] = []
+    started: list[_Started] = []
     bar = None
     try:
         for extra_args, log_path in servers:
             port = free_port()
             args = list(extra_args)
             key = args[args.index("--api-key") + 1] if "--api-key" in args[:-1] else None
-            headers = {"authorization": f"Bearer {key}"} if key else None
             cmd = [sys.executable, "-m", "ie_service.cli", "serve", "--port", str(port), *args]
             log = open(log_path, "wb") if log_path else subprocess.DEVNULL
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
-            started.append((proc, f"http://127.0.0.1:{port}", headers, log_path, log))
+            started.append(_Started(proc, f"http://127.0.0.1:{port}",
+                                    {"authorization": f"Bearer {key}"} if key else None, log_path, log))
         if progress:
             from tqdm import tqdm
 
@@ -101,33 +117,33 @@ def local_servers(
         while waiting:
             if bar is not None:
                 bar.update(1)
-            for entry in list(waiting):
-                proc, url, headers, log_path, _ = entry
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited with {proc.returncode}; see {log_path}{_log_tail(log_path)}")
+            for server in list(waiting):
+                if server.proc.poll() is not None:
+                    raise RuntimeError(f"server exited with {server.proc.returncode}; see {server.log_path}"
+                                       f"{_log_tail(server.log_path)}")
                 try:
-                    if httpx.get(f"{url}/health", headers=headers, timeout=2).status_code == 200:
-                        waiting.remove(entry)
+                    if httpx.get(f"{server.url}/health", headers=server.headers, timeout=2).status_code == 200:
+                        waiting.remove(server)
                 except httpx.TransportError:
                     pass
             if waiting and time.monotonic() > deadline:
                 raise TimeoutError(f"server did not become healthy in {timeout:.0f}s"
-                                   f"{_log_tail(waiting[0][3])}")
+                                   f"{_log_tail(waiting[0].log_path)}")
             if waiting:
                 time.sleep(1.0)
         if bar is not None:
             bar.close()
             bar = None
-        yield ServerGroup([url for _, url, _, _, _ in started], [proc for proc, *_ in started])
+        yield ServerGroup(started)
     finally:
         if bar is not None:
             bar.close()
-        for proc, *_ in started:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc, _, _, log_path, log in started:
-            _stop(proc)
-            if log_path:
-                log.close()
+        for server in started:  # all at once, then wait for each
+            if server.proc.poll() is None:
+                server.proc.terminate()
+        for server in started:
+            _reap(server.proc)
+            if server.log_path:
+                server.log.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

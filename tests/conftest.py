@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import functools
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,7 @@ SHARED_SERVERS = {
 
 
 _SHARED_LEFT: dict[str, int] = {}  # shared server -> tests of this run that still need it
-_SHARED_GROUP: list = []  # the running ServerGroup and its URLs by name, while it runs
+_SHARED_STOPS: dict[str, Callable[[], None]] = {}  # running shared server -> what stops it
 
 
 @pytest.fixture(scope="session")
@@ -100,9 +101,9 @@ def _shared_servers(request, tmp_path_factory) -> Iterator[dict[str, str]]:
     specs = [(SHARED_SERVERS[name][0](tmp_path_factory), LOGS / SHARED_SERVERS[name][1]) for name in wanted]
     with local_servers(specs) as group:
         urls = dict(zip(wanted, group))
-        _SHARED_GROUP[:] = [group, urls]
+        _SHARED_STOPS.update({name: functools.partial(group.stop, url) for name, url in urls.items()})
         yield urls
-        _SHARED_GROUP.clear()
+        _SHARED_STOPS.clear()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -111,9 +112,8 @@ def pytest_runtest_teardown(item, nextitem):
     for name in SHARED_SERVERS:
         if name in getattr(item, "fixturenames", ()) and name in _SHARED_LEFT:
             _SHARED_LEFT[name] -= 1
-            if _SHARED_LEFT[name] == 0 and _SHARED_GROUP:
-                group, urls = _SHARED_GROUP
-                group.stop(urls[name])
+            if _SHARED_LEFT[name] == 0 and name in _SHARED_STOPS:
+                _SHARED_STOPS.pop(name)()
     return result
 
 

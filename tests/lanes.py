@@ -36,8 +36,9 @@ def on_engine_lane() -> bool:
 def check_lane(what: str) -> None:
     """Refuse to start a real engine outside the engine lane (two engines would share the cores)."""
     if not on_engine_lane():
-        raise RuntimeError(f"{what} asked for on xdist worker {worker_id()}: mark its module "
-                           "with pytest.mark.engine so that it runs on the engine lane (tests/lanes.py)")
+        raise RuntimeError(f"{what} asked for on xdist worker {worker_id()}: mark its module with "
+                           f"pytest.mark.engine and no {FAST_LINE!r} line, so that it runs on the engine "
+                           "lane (tests/lanes.py)")
 
 
 class LaneScheduling:
@@ -109,13 +110,13 @@ class LaneScheduling:
             raise RuntimeError("xdist workers collected different tests")
         self.collection = collections[0]
         nodes = sorted(self.pending, key=lambda n: n.gateway.id)
-        engine = [i for i, nodeid in enumerate(self.collection) if self._is_engine(nodeid)]
-        fast = [i for i, nodeid in enumerate(self.collection) if not self._is_engine(nodeid)]
+        engine: list[int] = []
+        fast: list[int] = []
+        for i, nodeid in enumerate(self.collection):
+            (engine if self._is_engine(nodeid) else fast).append(i)
         shares: dict = {node: [] for node in nodes}
-        others = nodes[1:] or nodes
         shares[nodes[0]].extend(engine)
-        if not engine:
-            others = nodes
+        others = nodes[1:] if engine and len(nodes) > 1 else nodes
         for n, module in enumerate(self._modules(fast)):
             shares[others[n % len(others)]].extend(module)
         for node in nodes:

