@@ -125,8 +125,11 @@ def test_served_sentencepiece_folder(sp_folder, sp, tmp_path):
         assert ner.status_code == 200, ner.text
     logged = log.read_text()
     assert "tokenizer: sentencepiece (auto: tokenizer.model present" in logged
-    prompt_ids, output_ids = ([int(x) for x in g.split(",") if x.strip()]
-                              for g in IDS_LINE.search(logged).groups())
+    # one line per generation: the supervisor's "ping" probes and the NER prompt are shorter
+    # than the /generate prompt, which is the longest
+    lines = [[[int(x) for x in g.split(",") if x.strip()] for g in m.groups()]
+             for m in IDS_LINE.finditer(logged)]
+    prompt_ids, output_ids = max(lines, key=lambda ids: len(ids[0]))
     rendered = resolve_format("auto", str(sp_folder), None).render("List the names.", text)
     assert prompt_ids == [1, *sp.encode(rendered)]
     assert output_ids and len(output_ids) == body["num_output_tokens_cf"]
