@@ -103,6 +103,11 @@ def test_xgrammar_reads_the_sentencepiece_vocab(sp_folder):
 IDS_LINE = re.compile(r"prompt_token_ids=\[([\d, ]*)\] output_token_ids=\[([\d, ]*)\]")
 
 
+def _ids(group: str) -> list[int]:
+    """The ids of one logged ``[1, 2, ...]`` list (its inside)."""
+    return [int(x) for x in group.split(",") if x.strip()]
+
+
 @pytest.mark.engine
 def test_served_sentencepiece_folder(sp_folder, sp, tmp_path):
     """``serve --model`` only: the ids the engine sent are sentencepiece's (with BOS), the
@@ -127,8 +132,7 @@ def test_served_sentencepiece_folder(sp_folder, sp, tmp_path):
     assert "tokenizer: sentencepiece (auto: tokenizer.model present" in logged
     # one line per generation: the /generate prompt's, the NER prompt's, and any "ping" probe
     # the supervisor sent while a slow prefill held the engine
-    lines = {tuple(int(x) for x in prompt.split(",") if x.strip()): [int(x) for x in out.split(",") if x.strip()]
-             for prompt, out in IDS_LINE.findall(logged)}
+    lines = {tuple(_ids(prompt)): _ids(out) for prompt, out in IDS_LINE.findall(logged)}
     rendered = resolve_format("auto", str(sp_folder), None).render("List the names.", text)
     expected = (1, *sp.encode(rendered))
     assert expected in lines, [list(p[:40]) for p in lines]
