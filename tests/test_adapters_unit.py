@@ -92,7 +92,7 @@ def test_lora_flags_to_vllm_arguments(tmp_path):
 def test_engine_kwargs_and_cli_round_trip():
     from ie_service.cli import build_parser
     from ie_service.cli.common import engine_cli_args, engine_config_from
-    from ie_service.engine.vllm_engine import engine_kwargs
+    from ie_service.engine.engine_args import engine_kwargs
 
     args = build_parser().parse_args(["serve", "--lora", f"ie={ADAPTER_DIR}", "--lora", f"b={ADAPTER_DIR}"])
     config = engine_config_from(args)

@@ -19,7 +19,6 @@ from ie_service.engine.model_inspect import has_cpu_4bit_kernels
 from quant_folders import quantize_folder
 from sp_folder import sp_llama_folder
 
-LANE = "fast"  # its engine tests start their own small servers: the other lane (tests/lanes.py)
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ie_service.engine.vllm_engine import (
-    KV_CACHE_SPACE_ENV,
-    _engine_args,
-    cpu_environment,
-    engine_kwargs,
-    resolve_dtype,
-)
+from ie_service.engine.engine_args import KV_CACHE_SPACE_ENV, engine_kwargs, resolve_dtype
+from ie_service.engine.vllm_engine import _engine_args, cpu_environment
 from ie_service.engine.config import EngineConfig
 from ie_service.engine.host import (
     GiB,
@@ -325,7 +320,7 @@ def test_vllm_config_keeps_the_explicit_size(tmp_path, monkeypatch):
     """vLLM's own config step (platform checks, no engine started) keeps the size, so the
     CPU worker takes its explicit branch instead of the fraction-of-a-node arithmetic."""
     from ie_service.engine.embedded import ensure_embedded_model
-    from ie_service.engine.vllm_engine import is_cpu_backend
+    from ie_service.engine.engine_args import is_cpu_backend
 
     if not is_cpu_backend():
         pytest.skip("the CPU backend's config path")

@@ -19,7 +19,7 @@ from ie_service.cli import main
 from ie_service.engine.config import EngineConfig
 from ie_service.engine.host import GiB, KVCacheDoesNotFit, ModelFootprint
 from ie_service.engine.model_inspect import SIDECAR, inspect_model, write_sidecar
-from ie_service.engine.vllm_engine import ModelRefused, engine_kwargs
+from ie_service.engine.engine_args import ModelRefused, engine_kwargs
 from ie_service.weights.lora import merged_format
 from test_host_shapes import AVX2, AVX512_BF16, fake_host
 

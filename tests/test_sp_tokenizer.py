@@ -31,7 +31,7 @@ def sp(sp_folder):
 
 
 def test_probe_detects_the_converted_fast_tokenizer(sp_folder):
-    from ie_service.engine.sp_tokenizer import choose_tokenizer, disagreements
+    from ie_service.engine.tokenizer_choice import choose_tokenizer, disagreements
 
     differ = disagreements(sp_folder)
     assert "a    b" in differ and "ＡＢＣ１２３" in differ
@@ -41,7 +41,7 @@ def test_probe_detects_the_converted_fast_tokenizer(sp_folder):
 
 
 def test_folder_without_tokenizer_model_stays_fast(tmp_path):
-    from ie_service.engine.sp_tokenizer import TokenizerModeError, choose_tokenizer
+    from ie_service.engine.tokenizer_choice import TokenizerModeError, choose_tokenizer
 
     assert choose_tokenizer(tmp_path, "auto").mode == "fast"
     with pytest.raises(TokenizerModeError, match="tokenizer.model"):
@@ -50,7 +50,7 @@ def test_folder_without_tokenizer_model_stays_fast(tmp_path):
 
 def test_engine_kwargs_pick_the_registered_mode(sp_folder, tmp_path):
     from ie_service.engine.config import EngineConfig
-    from ie_service.engine.vllm_engine import tokenizer_kwargs
+    from ie_service.engine.engine_args import tokenizer_kwargs
 
     kwargs = tokenizer_kwargs(EngineConfig(model=str(sp_folder)), str(sp_folder))
     assert kwargs["tokenizer_mode"] == "sentencepiece"

@@ -16,7 +16,6 @@ from ie_service.engine.embedded import ensure_embedded_model
 from ie_service.weights import diff, md5
 from ie_service.weights.shards import Checkpoint, WeightsError
 
-LANE = "fast"  # its engine tests start their own small servers: the other lane (tests/lanes.py)
 
 
 def tiny_llama(seed: int, vocab: int = 512, hidden: int = 64, heads: int = 4) -> LlamaForCausalLM:

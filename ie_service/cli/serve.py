@@ -26,12 +26,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_outstanding=args.max_outstanding,
         request_timeout_s=args.request_timeout,
     )
+    from ..engine.engine_args import preflight
+
+    preflight(config, headless=args.headless)  # refusals before vllm is imported
     import uvicorn
 
     from ..api.app import create_app
-    from ..engine.vllm_engine import Engine, preflight, run_follower
+    from ..engine.vllm_engine import Engine, run_follower
 
-    preflight(config, headless=args.headless)
     if args.headless:
         return run_follower(config)
     app = create_app(lambda: Engine.start(config), settings=settings)

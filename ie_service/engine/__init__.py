@@ -2,7 +2,7 @@
 
 The public face is below. Every name is loaded on first use, so importing this package, or a
 light module of it, imports nothing heavy: ``vllm_engine`` is the only module that imports
-vllm (``Engine``, ``preflight``), ``config`` and ``sampling`` need pydantic, ``embedded``
+vllm (``Engine``; ``preflight`` in ``engine_args`` checks a start without it), ``config`` and ``sampling`` need pydantic, ``embedded``
 only the standard library until it converts a model (torch, transformers), which lets
 ``training.fit`` use it where pydantic is absent.
 
@@ -10,7 +10,8 @@ Modules: ``config`` (EngineConfig), ``generation`` (the TextEngine contract, Gen
 errors), ``sampling`` (SamplingOptions), ``prompt_formats`` (prompt format per model family),
 ``json_schema_guard`` (schema checks and grammar-compile bounds), ``host`` (NUMA / cgroup
 shape and KV cache sizing), ``parallel`` (data / multi-node parallel layouts, CPU binding),
-``embedded`` (the embedded default model), ``vllm_engine``.
+``embedded`` (the embedded default model), ``tokenizer_choice`` (fast or sentencepiece),
+``engine_args`` (the engine's arguments and refusals, no vllm), ``vllm_engine``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ _PUBLIC = {
     "read_host": "host",
     "HostShape": "host",
     "Engine": "vllm_engine",  # imports vllm
-    "preflight": "vllm_engine",  # imports vllm
+    "preflight": "engine_args",
 }
 
 __all__ = sorted(_PUBLIC)
@@ -47,7 +48,8 @@ if TYPE_CHECKING:
     from .json_schema_guard import check_json_schema
     from .prompt_formats import PromptFormat, resolve_format
     from .sampling import MAX_TEMPERATURE, SamplingOptions
-    from .vllm_engine import Engine, preflight
+    from .engine_args import preflight
+    from .vllm_engine import Engine
 
 
 def __getattr__(name: str) -> Any:

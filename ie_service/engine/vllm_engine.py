@@ -18,198 +18,32 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import psutil
-
 from vllm import SamplingParams
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.lora.request import LoRARequest
 from vllm.exceptions import GracefulHTTPError, VLLMClientError
-from vllm.platforms import current_platform
 from vllm.sampling_params import StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
 from ..admission import current_priority
 from ..request_errors import GenerationFailed, InvalidJsonSchema, InvalidRequest, QueueFull
-from ..user_errors import UserInputError, one_line
-from .adapters import check_adapter, lora_engine_kwargs, parse_lora
+from ..user_errors import one_line
+from .adapters import check_adapter, parse_lora
 from .config import EngineConfig
 from .cpu_runtime import apply_preload
-from .embedded import resolve_embedded
+from .engine_args import (KV_CACHE_SPACE_ENV, STRUCTURED_OUTPUTS, _env_kv_cache_gib, _inspect_and_log,
+                          engine_kwargs, is_cpu_backend, resolve_model)
 from .generation import EngineUnavailable, Generation, PromptTooLong
-from .host import GiB, HostShape, ModelFootprint, plan_kv_cache, read_host
+from .host import HostShape, read_host
 from .json_schema_guard import GrammarCompileGuard
-from .model_inspect import ModelInspection, NotAModelFolder, inspect_model, plan_dtype
-from .parallel import ParallelPlan, check_parallel, is_ip_address, local_cpu_groups, thread_binding
+from .model_inspect import ModelInspection
+from .parallel import ParallelPlan, is_ip_address, thread_binding
 from .prompt_formats import AUTO, CHAT, DEFAULT_FORMAT, PromptFormat, resolve_format
 from .sampling import SamplingOptions
-from .sp_tokenizer import MODE as SENTENCEPIECE, choose_tokenizer, keep_hf_config
+from .tokenizer_choice import choose_tokenizer
 
 log = logging.getLogger(__name__)
-
-
-KV_CACHE_SPACE_ENV = "VLLM_CPU_KVCACHE_SPACE"  # vLLM's legacy CPU setting, GiB (overrides ours)
-STRUCTURED_OUTPUTS = {"backend": "xgrammar", "disable_any_whitespace": True}
-
-
-def is_cpu_backend() -> bool:
-    return current_platform.is_cpu()
-
-
-CPU_RESERVE_BYTES = 3 * 1024**3
-
-
-def default_memory_utilization(on_cpu: bool) -> float:
-    """``gpu_memory_utilization`` default: 0.9 of a GPU. (On the CPU backend the engine
-    sizes the KV cache explicitly instead, see :func:`memory_kwargs`; this legacy value is
-    the fraction of host memory that reserves about 3 GiB, at most 0.3.)"""
-    if not on_cpu:
-        return 0.9
-    total = psutil.virtual_memory().total
-    return round(min(0.3, CPU_RESERVE_BYTES / total), 3)
-
-
-class ModelRefused(UserInputError, ValueError):
-    """A model the engine cannot serve as it is; the message names the fix."""
-
-
-def resolve_dtype(dtype: str, on_cpu: bool, host: HostShape | None = None, quantized: bool = False) -> str:
-    """The dtype the engine runs in (:func:`~ie_service.engine.model_inspect.plan_dtype`):
-    ``auto`` on the CPU backend is bf16 where the CPU has native bf16, else float32, and
-    always bf16 for a quantized checkpoint; on a GPU vLLM decides."""
-    native = bool(on_cpu and (host or read_host()).native_bf16)
-    return plan_dtype(dtype, "unknown", on_cpu=on_cpu, native_bf16=native, quantized=quantized)[0]
-
-
-def inspect_for(config: EngineConfig, model_path: str, *, on_cpu: bool,
-                host: HostShape | None = None) -> ModelInspection | None:
-    """The inspection the engine starts with (None: not a local folder, e.g. a hub id)."""
-    host = host if host is not None or not on_cpu else read_host()
-    try:
-        return inspect_model(model_path, dtype=config.dtype, on_cpu=on_cpu, host=host,
-                             served_name=config.served_model_name,
-                             tensor_parallel_size=config.tensor_parallel_size)
-    except NotAModelFolder:
-        return None
-
-
-def _env_kv_cache_gib(environ: Mapping[str, str]) -> float | None:
-    raw = environ.get(KV_CACHE_SPACE_ENV, "")
-    if not raw.strip():
-        return None
-    try:
-        return float(int(raw))  # vLLM reads it with int()
-    except ValueError:
-        return None
-
-
-def memory_kwargs(config: EngineConfig, model_path: str, dtype: str, plan: ParallelPlan, *, on_cpu: bool,
-                  host: HostShape | None = None,
-                  environ: Mapping[str, str] | None = None, quantized: bool = False) -> dict[str, Any]:
-    """How vLLM sizes its KV cache.
-
-    GPU: ``gpu_memory_utilization`` (default 0.9), or an explicit ``kv_cache_memory_bytes``
-    when ``--kv-cache-gib`` is given. CPU: always an explicit ``kv_cache_memory_bytes``
-    (vLLM 0.32's CPU worker honours it and then skips its fraction-of-one-NUMA-node
-    arithmetic, which went negative on multi-node hosts), chosen by
-    :func:`~ie_service.engine.host.plan_kv_cache` for the node the worker allocates on and the
-    cgroup limit; only an explicit ``--gpu-memory-utilization`` without
-    ``--kv-cache-gib`` keeps vLLM's fraction."""
-    environ = os.environ if environ is None else environ
-    if not on_cpu:
-        out: dict[str, Any] = {"gpu_memory_utilization": config.gpu_memory_utilization
-                               or default_memory_utilization(False)}
-        if config.kv_cache_gib is not None:
-            out["kv_cache_memory_bytes"] = int(config.kv_cache_gib * GiB)
-        return out
-    requested, flag = config.kv_cache_gib, "--kv-cache-gib"
-    if requested is None:
-        requested = _env_kv_cache_gib(environ)
-        if requested is not None:
-            flag = KV_CACHE_SPACE_ENV
-        elif config.gpu_memory_utilization is not None:
-            return {"gpu_memory_utilization": config.gpu_memory_utilization}
-    host = host if host is not None else read_host()
-    workers = local_cpu_groups(plan, host)
-    kv = plan_kv_cache(
-        host,
-        requested_gib=requested,
-        footprint=ModelFootprint.of(model_path, dtype, config.tensor_parallel_size, quantized=quantized),
-        max_model_len=config.max_model_len,
-        worker_cpus=[group[0] for group in workers],
-        flag=flag,
-    )
-    log.info("%s", kv.explanation)
-    return {"kv_cache_memory_bytes": kv.kv_cache_bytes}
-
-
-def tokenizer_kwargs(config: EngineConfig, model_path: str) -> dict[str, Any]:
-    """vLLM's tokenizer mode for the folder (:func:`~ie_service.engine.sp_tokenizer.choose_tokenizer`):
-    nothing for the fast tokenizer; the registered sentencepiece mode otherwise, with the
-    ``hf_overrides`` that makes vLLM's spawned engine core register it too."""
-    choice = choose_tokenizer(config.tokenizer or model_path, config.tokenizer_mode)
-    if choice.mode != SENTENCEPIECE:
-        return {}
-    return {"tokenizer_mode": SENTENCEPIECE, "hf_overrides": keep_hf_config}
-
-
-def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
-                  host: HostShape | None = None,
-                  environ: Mapping[str, str] | None = None,
-                  headless: bool = False,
-                  inspection: ModelInspection | None = None) -> dict[str, Any]:
-    """Everything :class:`AsyncEngineArgs` (or ``vllm.LLM``) is built with. Pure apart
-    from reading the host (``host`` injects it) and the model folder (``inspection``), so
-    tests check it without an engine. Raises :class:`ModelRefused` for a checkpoint vLLM
-    refuses (naming the fix), :class:`~ie_service.engine.parallel.ParallelismError` for a
-    parallel layout that cannot start."""
-    if on_cpu and host is None:
-        host = read_host()
-    if inspection is None:
-        inspection = inspect_for(config, model_path, on_cpu=on_cpu, host=host)
-    if inspection is not None and inspection.refusal:
-        raise ModelRefused(inspection.refusal)
-    plan = check_parallel(config, model_path, on_cpu=on_cpu, host=host, headless=headless)
-    quant = inspection.quantization if inspection is not None else None
-    if inspection is not None:
-        dtype = inspection.run_dtype
-    else:
-        dtype = resolve_dtype(config.dtype, on_cpu, host)
-    kwargs: dict[str, Any] = {
-        "model": model_path,
-        "tokenizer": config.tokenizer,
-        "served_model_name": config.served_model_name,
-        "dtype": dtype,
-        "tensor_parallel_size": config.tensor_parallel_size,
-        "data_parallel_size": config.data_parallel_size,
-        "max_model_len": config.max_model_len,
-        "enforce_eager": config.enforce_eager,
-        "seed": config.seed,
-        "disable_log_stats": True,
-        # Compact JSON under constraints: LLaMA models otherwise loop on whitespace.
-        "structured_outputs_config": dict(STRUCTURED_OUTPUTS),
-        # issue 20 (fair share): each prompt carries its request's size as priority, so a
-        # small request is scheduled before a big one's waiting prompts
-        "scheduling_policy": "priority",
-    }
-    kwargs.update(tokenizer_kwargs(config, model_path))
-    if config.data_parallel_size > 1:
-        kwargs["disable_log_stats"] = False  # per-replica load: ReplicaLoad, and vLLM's log lines
-    if config.nnodes > 1:
-        kwargs.update(nnodes=config.nnodes, node_rank=config.node_rank, master_addr=config.master_addr,
-                      master_port=config.master_port, distributed_executor_backend="mp")
-    if config.max_num_batched_tokens:
-        kwargs["max_num_batched_tokens"] = config.max_num_batched_tokens
-    if config.max_num_seqs:
-        kwargs["max_num_seqs"] = config.max_num_seqs
-    if config.quantization:
-        kwargs["quantization"] = config.quantization
-    elif quant is not None and quant.pass_flag:
-        kwargs["quantization"] = quant.method  # vLLM reads quantize_config.json only when told
-    kwargs.update(lora_engine_kwargs(parse_lora(config.lora)))  # serve --lora: run-time adapters
-    kwargs.update(memory_kwargs(config, model_path, dtype, plan, on_cpu=on_cpu, host=host, environ=environ,
-                                quantized=quant is not None))
-    return kwargs
 
 
 RESERVED_CPU_ENV = "VLLM_CPU_NUM_OF_RESERVED_CPU"
@@ -276,44 +110,6 @@ def _apply_environment(config: EngineConfig, host: HostShape | None) -> None:
         log.info("CPU layout: %d CPUs for one worker: all of them run the model (%s=0; vLLM "
                  "would keep one for its engine core; set the variable to choose)",
                  worker_cpus(host), RESERVED_CPU_ENV)
-
-
-def resolve_model(config: EngineConfig) -> tuple[str, str]:
-    """(model path, served name); the embedded model is converted once if needed."""
-    embedded = resolve_embedded(config.model)
-    if embedded is not None:
-        return str(embedded[0]), config.served_model_name or embedded[1]
-    return config.model, config.served_model_name or config.model
-
-
-def preflight(config: EngineConfig, headless: bool = False) -> dict[str, Any]:
-    """The engine arguments, computed (and the memory and parallel layout checked) without
-    starting vLLM: raises :class:`~ie_service.engine.host.KVCacheDoesNotFit` naming
-    ``--kv-cache-gib``, :class:`~ie_service.engine.parallel.ParallelismError` naming the
-    parallel flag to change."""
-    model_path, _ = resolve_model(config)
-    on_cpu = is_cpu_backend()
-    host = read_host() if on_cpu else None
-    inspection = _inspect_and_log(config, model_path, on_cpu, host)
-    return engine_kwargs(config, model_path, on_cpu=on_cpu, host=host, headless=headless, inspection=inspection)
-
-
-_INSPECTED: dict[tuple[Any, ...], ModelInspection | None] = {}
-
-
-def _inspect_and_log(config: EngineConfig, model_path: str, on_cpu: bool,
-                     host: HostShape | None) -> ModelInspection | None:
-    """The inspection, logged once per process: ``serve``'s preflight and the engine start
-    (and every restart) share it."""
-    key = (model_path, config.dtype, config.served_model_name, config.tensor_parallel_size, on_cpu)  # what inspect_for reads
-    if key in _INSPECTED:
-        return _INSPECTED[key]
-    inspection = _INSPECTED[key] = inspect_for(config, model_path, on_cpu=on_cpu, host=host)
-    if inspection is not None:
-        log.info("%s", inspection.describe())
-        for warning in inspection.warnings:
-            log.warning("%s", warning)
-    return inspection
 
 
 def _engine_args(config: EngineConfig, model_path: str, host: HostShape | None = None,
