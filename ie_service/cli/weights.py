@@ -122,7 +122,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     qz.add_argument("src", help="full-precision model folder (merged)")
     qz.add_argument("--method", choices=("gptq", "awq"), default="gptq")
     qz.add_argument("--bits", type=int, choices=(4, 8), default=4)
-    qz.add_argument("--group-size", type=int, default=128, help="input rows per scale (-1: per channel)")
+    qz.add_argument("--group-size", type=int, default=None,
+                    help="input rows per scale (-1: per channel; default: the largest of 128, 64, 32 "
+                         "that divides every layer's input, which vLLM needs to load it)")
     qz.add_argument("--calibration", default=None,
                     help="JSONL of IE records to render calibration prompts from (default: the "
                          "shipped training data)")

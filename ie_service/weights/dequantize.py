@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from ..engine.model_inspect import SIDECAR  # the prompt-format note beside the weights
 from .shards import SIDE_FILES, Checkpoint, WeightsError, atomic_output, copy_side_files, save_shard, write_index
 
 AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)  # AWQ's interleave of 8 4-bit values in an int32
@@ -194,6 +195,6 @@ def dequantize(src: str | Path, out: str | Path, *, dtype: str = "bfloat16", for
             ckpt.release()
         bar.close()
         write_index(tmp, weight_map, len(ckpt.files))
-        copy_side_files([src], tmp, tuple(n for n in SIDE_FILES))
+        copy_side_files([src], tmp, (*SIDE_FILES, SIDECAR))  # SIDECAR: the prompt format stays
         _plain_config(src, tmp, dtype)
     return out

@@ -14,8 +14,10 @@ import gzip
 import json
 import os
 import random
+import sys
 from pathlib import Path
 
+from ..engine.model_inspect import SIDECAR, fitting_group, group_misfits, text_config
 from .shards import TOKENIZER_FILES, WeightsError, atomic_output, copy_side_files
 
 MISSING = ("weights quantize needs GPTQModel, which is not installed: pip install 'ie-service[quantize]' "
@@ -68,16 +70,27 @@ def calibration_prompts(model: str | Path, source: str | Path | None = None, sam
     return rng.sample(prompts, min(samples, len(prompts)))
 
 
-def quantize(src: str | Path, out: str | Path, *, method: str = "gptq", bits: int = 4, group_size: int = 128,
-             calibration: str | Path | None = None, samples: int = 256, force: bool = False) -> Path:
-    """Quantize ``src`` into ``out`` (appears only when complete)."""
+def quantize(src: str | Path, out: str | Path, *, method: str = "gptq", bits: int = 4,
+             group_size: int | None = None, calibration: str | Path | None = None, samples: int = 256,
+             force: bool = False) -> Path:
+    """Quantize ``src`` into ``out`` (appears only when complete). ``group_size`` None: the
+    largest common size that divides every layer's input (128 for most LLaMA shapes)."""
     src, out = Path(src), Path(out)
     if method not in ("gptq", "awq"):
         raise WeightsError(f"--method must be gptq or awq, not {method!r}")
     if not (src / "config.json").is_file():
         raise WeightsError(f"{src} is not a model folder (no config.json)")
-    if "quantization_config" in json.loads((src / "config.json").read_text()):
+    config = json.loads((src / "config.json").read_text())
+    if "quantization_config" in config:
         raise WeightsError(f"{src} is already quantized; quantize a full-precision (merged) folder")
+    fits = fitting_group(text_config(config))
+    if group_size is None:
+        group_size = fits or -1
+        print(f"group size {group_size} (the largest of 128, 64, 32 that divides every layer's input"
+              f"{'' if fits else ': none does, so per channel'})", file=sys.stderr)
+    if misfits := group_misfits(text_config(config), group_size):
+        raise WeightsError(f"--group-size {group_size} does not divide {', '.join(misfits)} of {src}: vLLM could "
+                           f"not load the result" + (f"; use --group-size {fits}" if fits else "; use --group-size -1"))
     # GPTQModel 7.6 gives its model loader 2 CPU workers but the CPU pool (cores + 1) // 2:
     # on a 2-core host that refuses to start ("requests 2 workers but parent 'cpu' only has 1")
     os.environ.setdefault("GPTQMODEL_CPU_WORKERS", "2")
@@ -96,8 +109,9 @@ def quantize(src: str | Path, out: str | Path, *, method: str = "gptq", bits: in
         model.save(str(tmp))
         del model
         # the source's own tokenizer files, not the converted ones the library saves
-        # (a sentencepiece folder must keep tokenizer.model and no tokenizer.json it never had)
+        # (a sentencepiece folder must keep tokenizer.model and no tokenizer.json it never had),
+        # and its prompt-format note (a recovered ZhiXi stays Alpaca without a flag)
         for name in TOKENIZER_FILES:
             (tmp / name).unlink(missing_ok=True)
-        copy_side_files([src], tmp, TOKENIZER_FILES)
+        copy_side_files([src], tmp, (*TOKENIZER_FILES, SIDECAR))
     return out
