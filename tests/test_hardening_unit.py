@@ -480,8 +480,11 @@ def test_merge_lora_truncated_base_one_line_exit_2(tmp_path, capsys):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_signal_removes_partial_output(tmp_path, sig):
+    # the child starts with SIGHUP at its default, as under a terminal: a run under nohup hands
+    # it SIG_IGN, which atomic_output keeps (a nohup'd command is meant to ignore hangups)
     script = textwrap.dedent("""
-        import sys, time
+        import signal, sys, time
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
         from ie_service.weights.shards import atomic_output
         with atomic_output(sys.argv[1]) as tmp:
             (tmp / "model.safetensors").write_bytes(b"x" * 1000)

@@ -5,7 +5,7 @@ OpenAI's error shape, and an engine without the API answers 404 (never a 5xx).""
 from __future__ import annotations
 
 import asyncio
-import time
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from fastapi.responses import JSONResponse
@@ -17,13 +17,20 @@ from ie_service.api.settings import ServiceSettings
 
 
 class StandIn:
-    def __init__(self, delay: float = 0.0) -> None:
+    """``hold``: a chat call waits (after admission) until ``release`` is set; ``entered`` says
+    one has begun, so a test orders requests by events, not by sleeps that a loaded host outruns."""
+
+    def __init__(self, hold: bool = False) -> None:
         self.bodies: list = []
-        self.delay = delay
+        self.entered, self.release = threading.Event(), threading.Event()
+        if not hold:
+            self.release.set()
 
     async def chat(self, body, raw_request):
         self.bodies.append(body)
-        await asyncio.sleep(self.delay)
+        self.entered.set()
+        while not self.release.is_set():
+            await asyncio.sleep(0.01)
         return JSONResponse({"object": "chat.completion", "usage": {"completion_tokens": 5}})
 
     async def completion(self, body, raw_request):
@@ -60,12 +67,14 @@ def test_guard_key_and_bad_bodies():
 
 
 def test_outstanding_limit_is_429_with_retry_after():
-    with TestClient(app_with(StandIn(delay=1.0), max_outstanding=3)) as c:
+    api = StandIn(hold=True)
+    with TestClient(app_with(api, max_outstanding=3)) as c:
         assert c.post("/v1/completions", json={"prompt": "x", "n": 4}).status_code == 413  # over the cap
         with ThreadPoolExecutor(1) as pool:
             slow = pool.submit(c.post, "/v1/chat/completions", json={"messages": [], "n": 2})
-            time.sleep(0.3)
+            assert api.entered.wait(30)  # admitted: it holds 2 of the 3
             r = c.post("/v1/chat/completions", json={"messages": [], "n": 2})  # 2 + 2 > 3
+            api.release.set()
             assert r.status_code == 429 and r.headers["retry-after"] == "1"
             assert slow.result().status_code == 200
 
