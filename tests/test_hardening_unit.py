@@ -480,11 +480,13 @@ def test_merge_lora_truncated_base_one_line_exit_2(tmp_path, capsys):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_signal_removes_partial_output(tmp_path, sig):
-    # the child starts with SIGHUP at its default, as under a terminal: a run under nohup hands
-    # it SIG_IGN, which atomic_output keeps (a nohup'd command is meant to ignore hangups)
+    # the child starts with the signals as under a terminal: a run under nohup (SIGHUP) or in a
+    # shell's background (SIGINT) hands them ignored, which atomic_output keeps, rightly
     script = textwrap.dedent("""
         import signal, sys, time
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from ie_service.weights.shards import atomic_output
         with atomic_output(sys.argv[1]) as tmp:
             (tmp / "model.safetensors").write_bytes(b"x" * 1000)
