@@ -86,7 +86,8 @@ def inspect_for(config: EngineConfig, model_path: str, *, on_cpu: bool,
         return None
 
 
-def _env_kv_cache_gib(environ: Mapping[str, str]) -> float | None:
+def env_kv_cache_gib(environ: Mapping[str, str]) -> float | None:
+    """``VLLM_CPU_KVCACHE_SPACE`` as vLLM reads it (GiB); None when unset or not an integer."""
     raw = environ.get(KV_CACHE_SPACE_ENV, "")
     if not raw.strip():
         return None
@@ -117,7 +118,7 @@ def memory_kwargs(config: EngineConfig, model_path: str, dtype: str, plan: Paral
         return out
     requested, flag = config.kv_cache_gib, "--kv-cache-gib"
     if requested is None:
-        requested = _env_kv_cache_gib(environ)
+        requested = env_kv_cache_gib(environ)
         if requested is not None:
             flag = KV_CACHE_SPACE_ENV
         elif config.gpu_memory_utilization is not None:
@@ -223,14 +224,14 @@ def preflight(config: EngineConfig, headless: bool = False) -> dict[str, Any]:
     model_path, _ = resolve_model(config)
     on_cpu = is_cpu_backend()
     host = read_host() if on_cpu else None
-    inspection = _inspect_and_log(config, model_path, on_cpu, host)
+    inspection = inspect_and_log(config, model_path, on_cpu, host)
     return engine_kwargs(config, model_path, on_cpu=on_cpu, host=host, headless=headless, inspection=inspection)
 
 
 _INSPECTED: dict[tuple[Any, ...], ModelInspection | None] = {}
 
 
-def _inspect_and_log(config: EngineConfig, model_path: str, on_cpu: bool,
+def inspect_and_log(config: EngineConfig, model_path: str, on_cpu: bool,
                      host: HostShape | None) -> ModelInspection | None:
     """The inspection, logged once per process: ``serve``'s preflight and the engine start
     (and every restart) share it."""

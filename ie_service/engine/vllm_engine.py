@@ -32,7 +32,7 @@ from ..user_errors import one_line
 from .adapters import check_adapter, parse_lora
 from .config import EngineConfig
 from .cpu_runtime import apply_preload
-from .engine_args import (KV_CACHE_SPACE_ENV, STRUCTURED_OUTPUTS, _env_kv_cache_gib, _inspect_and_log,
+from .engine_args import (KV_CACHE_SPACE_ENV, STRUCTURED_OUTPUTS, env_kv_cache_gib, inspect_and_log,
                           engine_kwargs, is_cpu_backend, resolve_model)
 from .generation import EngineUnavailable, Generation, PromptTooLong
 from .host import HostShape, read_host
@@ -82,7 +82,7 @@ def cpu_environment(config: EngineConfig, host: HostShape,
     if (binding is None and RESERVED_CPU_ENV not in environ and "VLLM_CPU_OMP_THREADS_BIND" not in environ
             and worker_cpus(host) <= SMALL_HOST_CPUS):
         changes[RESERVED_CPU_ENV] = "0"
-    if config.kv_cache_gib is not None and _env_kv_cache_gib(environ) is not None:
+    if config.kv_cache_gib is not None and env_kv_cache_gib(environ) is not None:
         changes[KV_CACHE_SPACE_ENV] = None
     return changes
 
@@ -271,7 +271,7 @@ class Engine:
         """Start vLLM (spawns worker processes: callers need a ``__main__`` guard)."""
         model_path, name = resolve_model(config)
         host = _prepare_host(config)
-        inspection = _inspect_and_log(config, model_path, is_cpu_backend(), host)
+        inspection = inspect_and_log(config, model_path, is_cpu_backend(), host)
         choice = choose_tokenizer(config.tokenizer or model_path, config.tokenizer_mode)
         log.info("tokenizer: %s (%s)", choice.mode, choice.reason)
         load = ReplicaLoad() if config.data_parallel_size > 1 else None

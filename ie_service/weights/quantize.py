@@ -17,7 +17,7 @@ import random
 import sys
 from pathlib import Path
 
-from ..engine.model_inspect import SIDECAR, fitting_group, group_misfits, text_config
+from ..engine.model_inspect import GROUP_SIZES, SIDECAR, fitting_group, group_misfits, text_config
 from .shards import TOKENIZER_FILES, WeightsError, atomic_output, copy_side_files
 
 MISSING = ("weights quantize needs GPTQModel, which is not installed: pip install 'ie-service[quantize]' "
@@ -83,12 +83,14 @@ def quantize(src: str | Path, out: str | Path, *, method: str = "gptq", bits: in
     config = json.loads((src / "config.json").read_text())
     if "quantization_config" in config:
         raise WeightsError(f"{src} is already quantized; quantize a full-precision (merged) folder")
-    fits = fitting_group(text_config(config))
+    text = text_config(config)
+    fits = fitting_group(text)
     if group_size is None:
         group_size = fits or -1
-        print(f"group size {group_size} (the largest of 128, 64, 32 that divides every layer's input"
+        sizes = ", ".join(map(str, GROUP_SIZES))
+        print(f"group size {group_size} (the largest of {sizes} that divides every layer's input"
               f"{'' if fits else ': none does, so per channel'})", file=sys.stderr)
-    if misfits := group_misfits(text_config(config), group_size):
+    if misfits := group_misfits(text, group_size):
         raise WeightsError(f"--group-size {group_size} does not divide {', '.join(misfits)} of {src}: vLLM could "
                            f"not load the result" + (f"; use --group-size {fits}" if fits else "; use --group-size -1"))
     # GPTQModel 7.6 gives its model loader 2 CPU workers but the CPU pool (cores + 1) // 2:
