@@ -329,3 +329,61 @@ def test_vllm_config_keeps_the_explicit_size(tmp_path, monkeypatch):
     kwargs = engine_kwargs(EngineConfig(), str(ensure_embedded_model()), on_cpu=True, host=host, environ={})
     config = _vllm_args(kwargs).create_engine_config()
     assert config.cache_config.kv_cache_memory_bytes == GiB
+
+
+# --- KV block size: the prefix cache reuses whole blocks (issue 28) ------------------------------
+
+
+def test_cpu_block_size_default_is_the_kernels_smallest(tmp_path, smol):
+    from ie_service.engine.engine_args import CPU_BLOCK_MULTIPLE
+
+    assert cpu_kwargs(fake_host(tmp_path), smol)["block_size"] == CPU_BLOCK_MULTIPLE == 32
+    assert cpu_kwargs(fake_host(tmp_path / "b"), smol, block_size=64)["block_size"] == 64
+
+
+def test_gpu_block_size_is_vllms_unless_asked(smol):
+    assert "block_size" not in engine_kwargs(EngineConfig(), smol, on_cpu=False)
+    kwargs = engine_kwargs(EngineConfig(block_size=16), smol, on_cpu=False)
+    assert kwargs["block_size"] == 16
+    assert _vllm_args(kwargs).block_size == 16
+
+
+def test_cpu_refuses_a_block_its_kernel_does_not_take(tmp_path, smol):
+    from ie_service.engine.engine_args import BlockSizeRefused
+
+    with pytest.raises(BlockSizeRefused, match=r"--block-size 48: .*multiple of 32.*use 32 .* or 64"):
+        engine_kwargs(EngineConfig(block_size=48), smol, on_cpu=True, host=fake_host(tmp_path).read(), environ={})
+    assert issubclass(BlockSizeRefused, UserInputError)
+
+
+def test_cpu_block_multiple_is_vllms():
+    """The constant restates vLLM's CPU attention backend (read without importing vllm at start)."""
+    from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
+
+    from ie_service.engine.engine_args import CPU_BLOCK_MULTIPLE
+
+    sizes = CPUAttentionBackend.get_supported_kernel_block_sizes()
+    assert [getattr(s, "base", s) for s in sizes] == [CPU_BLOCK_MULTIPLE]
+
+
+def test_vllm_config_keeps_the_block_size(tmp_path, monkeypatch):
+    """vLLM's CPU platform step replaces only a block size nobody specified (with 128)."""
+    from ie_service.engine.embedded import ensure_embedded_model
+    from ie_service.engine.engine_args import is_cpu_backend
+
+    if not is_cpu_backend():
+        pytest.skip("the CPU backend's config path")
+    monkeypatch.delenv(KV_CACHE_SPACE_ENV, raising=False)
+    host = fake_host(tmp_path).read()
+    kwargs = engine_kwargs(EngineConfig(), str(ensure_embedded_model()), on_cpu=True, host=host, environ={})
+    assert _vllm_args(kwargs).create_engine_config().cache_config.block_size == 32
+
+
+def test_block_size_flag_reaches_engine_config():
+    from ie_service.cli import build_parser
+    from ie_service.cli.common import engine_cli_args, engine_config_from
+
+    config = engine_config_from(build_parser().parse_args(["serve", "--block-size", "64"]))
+    assert config.block_size == 64
+    flags = engine_cli_args(config)
+    assert flags[flags.index("--block-size") + 1] == "64"

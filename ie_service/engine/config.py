@@ -37,6 +37,13 @@ class EngineConfig(BaseModel):
     max_model_len: int = Field(2048, ge=64)
     max_num_batched_tokens: int | None = Field(None, ge=1)
     max_num_seqs: int | None = Field(None, ge=1)
+    block_size: int | None = Field(
+        None, ge=1, le=1024,
+        description="KV cache block size in tokens. The prefix cache reuses whole blocks only, so a "
+                    "prompt part shared by many requests (template, instruction, schema) is computed "
+                    "once only when it spans at least one block. Default: 32 on the CPU backend (the "
+                    "smallest its attention kernel takes; vLLM's own CPU default, 128, caches nothing "
+                    "of a shorter shared prompt), vLLM's default on a GPU")
     gpu_memory_utilization: float | None = Field(
         None, gt=0.0, le=1.0,
         description="fraction of GPU memory for weights + KV cache (default 0.9). On the CPU "

@@ -66,6 +66,36 @@ class ModelRefused(UserInputError, ValueError):
     """A model the engine cannot serve as it is; the message names the fix."""
 
 
+# vLLM's CPU attention backend takes KV blocks of a multiple of 32 tokens
+# (CPUAttentionBackend.get_supported_kernel_block_sizes: MultipleOf(32); 16 is refused at start).
+CPU_BLOCK_MULTIPLE = 32
+
+
+class BlockSizeRefused(UserInputError, ValueError):
+    """A ``--block-size`` the backend's attention kernel does not take."""
+
+
+def block_size_choice(config: EngineConfig, *, on_cpu: bool) -> tuple[int | None, str]:
+    """(KV block size, why); None leaves vLLM's default (GPU).
+
+    vLLM's prefix cache reuses whole KV blocks only: a prompt part shared by many requests
+    (chat template, instruction, schema, examples: everything before the text) is computed
+    once only for the blocks it fills. On the CPU backend vLLM's default block is 128 tokens,
+    longer than a typical extraction prompt's shared part, so nothing was reused; the smallest
+    block its kernel takes is the default here. On a GPU vLLM's default (16) already is small."""
+    if config.block_size is not None:
+        if on_cpu and config.block_size % CPU_BLOCK_MULTIPLE:
+            raise BlockSizeRefused(
+                f"--block-size {config.block_size}: vLLM's CPU backend takes KV blocks of a multiple "
+                f"of {CPU_BLOCK_MULTIPLE} tokens; use {CPU_BLOCK_MULTIPLE} (the finest prefix reuse) or "
+                f"{(config.block_size // CPU_BLOCK_MULTIPLE + 1) * CPU_BLOCK_MULTIPLE}")
+        return config.block_size, "--block-size"
+    if on_cpu:
+        return CPU_BLOCK_MULTIPLE, ("the CPU backend's smallest block, so the prefix cache reuses a shared "
+                                    "prompt part in steps of 32 tokens (vLLM's CPU default is 128)")
+    return None, "vLLM's default for the device"
+
+
 def resolve_dtype(dtype: str, on_cpu: bool, host: HostShape | None = None, quantized: bool = False) -> str:
     """The dtype the engine runs in (:func:`~ie_service.engine.model_inspect.plan_dtype`):
     ``auto`` on the CPU backend is bf16 where the CPU has native bf16, else float32, and
@@ -197,6 +227,9 @@ def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
         kwargs["max_num_batched_tokens"] = config.max_num_batched_tokens
     if config.max_num_seqs:
         kwargs["max_num_seqs"] = config.max_num_seqs
+    block_size, _ = block_size_choice(config, on_cpu=on_cpu)
+    if block_size is not None:
+        kwargs["block_size"] = block_size
     if config.quantization:
         kwargs["quantization"] = config.quantization
     elif quant is not None and quant.pass_flag:
@@ -226,6 +259,12 @@ def preflight(config: EngineConfig, headless: bool = False) -> dict[str, Any]:
     host = read_host() if on_cpu else None
     inspection = inspect_and_log(config, model_path, on_cpu, host)
     return engine_kwargs(config, model_path, on_cpu=on_cpu, host=host, headless=headless, inspection=inspection)
+
+
+def log_block_size(config: EngineConfig, on_cpu: bool) -> None:
+    """One start line: the KV block size and why (like the CPU layout's)."""
+    size, why = block_size_choice(config, on_cpu=on_cpu)
+    log.info("KV cache block: %s (%s)", f"{size} tokens" if size else "vLLM's default", why)
 
 
 _INSPECTED: dict[tuple[Any, ...], ModelInspection | None] = {}
