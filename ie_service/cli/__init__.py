@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from .. import __version__
 from . import eval as eval_command
 from . import extract, failures, kg, serve, train, weights
 from . import inspect as inspect_command
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ie-service",
         description="Instruction-driven information extraction (NER / RE / EE) served by vLLM.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
@@ -49,9 +51,16 @@ def setup_logging() -> None:
     access.propagate = False
 
 
+# Libraries whose INFO lines would run through a client command's progress bar (one per request).
+QUIET_UNLESS_VERBOSE = ("httpx", "httpcore")
+
+
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = build_parser().parse_args(argv)
+    if not getattr(args, "verbose", True):
+        for name in QUIET_UNLESS_VERBOSE:
+            logging.getLogger(name).setLevel(logging.WARNING)
     return failures.run(args.func, args, args._parser.error)
 
 

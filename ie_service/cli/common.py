@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import time
 import types
 import typing
 from collections.abc import Iterator
@@ -36,6 +39,7 @@ HELP = {
     "max_num_seqs": "max concurrent sequences",
     "enforce_eager": "allow CUDA graphs / compilation (slower start, faster decode on GPU)",
     "seed": "the engine's random seed",
+    "max_num_batched_tokens": "tokens one engine step may schedule (vLLM's default when unset)",
     "prompt_format": "alpaca (KnowLM/ZhiXi) | ziya | oneke | firefly | raw | chat | auto | path/to/format.json "
                      "(auto: ie_service.json beside the weights, the tokenizer, generation_config, config.json, "
                      "then the name; `ie-service inspect-model DIR` shows the choice and why)",
@@ -77,10 +81,14 @@ def _add_flag(group: argparse._ArgumentGroup, name: str, field: FieldInfo) -> No
                        help=help, **extra)
 
 
-def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+ENGINE_GROUP_CLIENT = "engine options (used only when no --url is given: a local engine is started)"
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser, title: str = "engine options") -> None:
     """One flag per :class:`EngineConfig` field (``serve``, and ``eval`` / ``kg build`` that
-    start a server): ``--max-model-len N``; a bool that defaults to true is ``--no-...``."""
-    group = parser.add_argument_group("engine")
+    start a server): ``--max-model-len N``; a bool that defaults to true is ``--no-...``.
+    They go in a group of their own, printed after the command's own options."""
+    group = parser.add_argument_group(title)
     for name, field in EngineConfig.model_fields.items():
         _add_flag(group, name, field)
 
@@ -159,12 +167,22 @@ def engine_cli_args(config: EngineConfig) -> list[str]:
     return out
 
 
+URL_ENV = "IE_SERVICE_URL"
+START_NOTE = ("no --url (or $IE_SERVICE_URL): starting a local engine for this command, "
+              "about 60-90 s on a small CPU; give --url http://HOST:8090 to use a running service")
+
+
 def add_client_arguments(parser: argparse.ArgumentParser) -> None:
-    """Where a client command finds the service: ``--url``, or a server started here."""
-    parser.add_argument("--url", type=arg_types.http_url, default=None,
-                        help="a running service; default: start one here")
-    parser.add_argument("--api-key", type=arg_types.non_empty, default=None)
-    add_engine_arguments(parser)
+    """Where a client command finds the service: ``--url`` (default ``$IE_SERVICE_URL``), or
+    a server started here with the engine options (their own group, printed last)."""
+    parser.add_argument("--url", type=arg_types.http_url, default=os.environ.get(URL_ENV) or None,
+                        help=f"a running service, e.g. http://127.0.0.1:8090 (default: ${URL_ENV}; "
+                             "without either, a local engine is started for this command: 60-90 s)")
+    parser.add_argument("--api-key", type=arg_types.non_empty, default=None,
+                        help="the service's API key (serve --api-key), if it has one")
+    parser.add_argument("--verbose", action="store_true",
+                        help="log every HTTP request and library INFO lines (off: only progress and results)")
+    add_engine_arguments(parser, ENGINE_GROUP_CLIENT)
 
 
 def check_reachable(url: str, api_key: str | None = None) -> None:
@@ -190,14 +208,18 @@ def service_url(args: argparse.Namespace, log_path: Path) -> AbstractContextMana
 
 @contextmanager
 def _started_here(extra_args: list[str], log_path: Path) -> Iterator[str]:
-    """A local server; one that does not come up is a :class:`RuntimeFailure` (exit 1)."""
+    """A local server, said so on stderr with how long it took; one that does not come up is
+    a :class:`RuntimeFailure` (exit 1)."""
     from ..local_server import local_server
 
+    print(f"note: {START_NOTE} (log: {log_path})", file=sys.stderr, flush=True)
+    started = time.monotonic()
     with ExitStack() as stack:
         try:
             url = stack.enter_context(local_server(extra_args, log_path=log_path))
         except (RuntimeError, TimeoutError) as exc:
             raise RuntimeFailure(f"the service started here did not come up: {exc}") from None
+        print(f"note: local engine ready in {time.monotonic() - started:.0f} s at {url}", file=sys.stderr, flush=True)
         yield url
 
 

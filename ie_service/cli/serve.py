@@ -57,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 in containers)")
     serve.add_argument("--port", type=arg_types.port, default=8090, help="TCP port, 1-65535")
     serve.add_argument("--log-level", default="info",
-                       choices=["critical", "error", "warning", "info", "debug", "trace"])
+                       choices=["critical", "error", "warning", "info", "debug", "trace"],
+                       help="log level (debug: each request's prompt and output token ids)")
     serve.add_argument("--headless", action="store_true",
                        help="follower node of a multi-node engine (--nnodes N --node-rank R ≥ 1 "
                             "--master-addr LEADER): run only this node's engine workers, no HTTP")

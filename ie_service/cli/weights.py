@@ -98,18 +98,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--diff", required=True, help="published diff folder")
     r.set_defaults(func=cmd_recover)
     a = ops.add_parser("apply-delta", help="FastChat/Ziya apply_delta: base + delta (vocab may grow)")
-    a.add_argument("--base", required=True)
-    a.add_argument("--delta", required=True)
+    a.add_argument("--base", required=True, help="original LLaMA folder")
+    a.add_argument("--delta", required=True, help="the published delta folder (FastChat / Ziya)")
     a.set_defaults(func=cmd_apply_delta)
     m = ops.add_parser("make-diff", help="diff = tuned - base, float32 (the reverse of recover)")
-    m.add_argument("--base", required=True)
-    m.add_argument("--tuned", required=True)
+    m.add_argument("--base", required=True, help="original LLaMA folder")
+    m.add_argument("--tuned", required=True, help="the fine-tuned folder to express as a diff")
     m.set_defaults(func=cmd_make_diff)
     for p in (r, a):
         p.add_argument("--fp16", action="store_true", help="store float16 (computed in float32)")
     lo = ops.add_parser("merge-lora", help="merge a peft LoRA adapter into its base")
-    lo.add_argument("--base", required=True)
-    lo.add_argument("--lora", required=True)
+    lo.add_argument("--base", required=True, help="base model folder the adapter was trained on")
+    lo.add_argument("--lora", required=True, help="peft LoRA adapter folder")
     lo.add_argument("--dtype", default="float32", help="float32 | float16 | bfloat16")
     lo.set_defaults(func=cmd_merge_lora)
     dq = ops.add_parser("dequantize", help="GPTQ / AWQ 4-bit folder -> bf16 safetensors folder (e.g. "
@@ -120,8 +120,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     qz = ops.add_parser("quantize", help="merged model folder -> GPTQ / AWQ 4-bit folder (gptqmodel, "
                                          "the 'quantize' extra), calibrated on rendered IE prompts")
     qz.add_argument("src", help="full-precision model folder (merged)")
-    qz.add_argument("--method", choices=("gptq", "awq"), default="gptq")
-    qz.add_argument("--bits", type=int, choices=(4, 8), default=4)
+    qz.add_argument("--method", choices=("gptq", "awq"), default="gptq", help="quantization method")
+    qz.add_argument("--bits", type=int, choices=(4, 8), default=4, help="bits per weight")
     qz.add_argument("--group-size", type=int, default=None,
                     help="input rows per scale (-1: per channel; default: the largest of 128, 64, 32 "
                          "that divides every layer's input, which vLLM needs to load it)")

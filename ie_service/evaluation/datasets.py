@@ -2,8 +2,10 @@
 
 Formats: WNUT-17 (``token<TAB>BIO``), CrossNER JSON (``sentence`` + ``entity_list``), FewFC
 JSONL (``content`` + ``events[].mentions``), and the project's own JSONL (``text`` +
-``entities`` / ``relations`` (or InstructIE's ``relation``) / ``events``). The data stays where it is (``../shared/data``
-by default, or ``$IE_SERVICE_DATA``); any file of these formats can be given by path.
+``entities`` / ``relations`` (or InstructIE's ``relation``) / ``events``). The named test sets
+ship inside the package (``ie_service/data``, each with its license); any file of these formats
+can be given by path. ``$IE_SERVICE_DATA`` (default ``../shared/data``) is where training data is
+looked for.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .. import jsonl
 from ..extraction.tasks import TASKS
 from ..gold import GoldDoc, GoldEvent
+from ..paths import bundled_data_dir
 from ..user_errors import BadInputFile
 
 
 def data_dir() -> Path:
+    """The training-data folder: ``$IE_SERVICE_DATA`` or ``../shared/data`` beside the checkout."""
     env = os.environ.get("IE_SERVICE_DATA")
     return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -236,10 +240,10 @@ def load(name_or_path: str, fmt: str | None = None) -> list[GoldDoc]:
     :class:`BadInputFile` naming the file (and line) for anything that is not one."""
     if name_or_path in NAMED:
         rel, named_fmt = NAMED[name_or_path]
-        path, fmt = data_dir() / rel, fmt or named_fmt
+        path, fmt = bundled_data_dir() / rel, fmt or named_fmt
         if not path.is_file():
-            raise BadInputFile(path, f"the named set {name_or_path!r} is not here (set $IE_SERVICE_DATA "
-                                     "to the data folder)")
+            raise BadInputFile(path, f"the named set {name_or_path!r} is missing from this installation "
+                                     "(reinstall ie-service, or give the file's path)")
     else:
         path = Path(name_or_path)
         if path.is_dir():
