@@ -12,6 +12,9 @@ failure backs off, at most ``retries`` times; then, or for any other error statu
 
     with IEClient("http://127.0.0.1:8090") as ie:
         print(ie.ner("Barack Obama met Angela Merkel in Berlin.", ["person", "location"]).entities)
+        sure = ie.ner(text, ["person"], min_confidence=0.6)  # records below 0.6 left out
+
+Every record carries ``confidence`` (0..1, see ``extraction.confidence``).
 """
 
 from __future__ import annotations

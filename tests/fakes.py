@@ -19,13 +19,17 @@ class ScriptedEngine:
     replicas = 1
 
     def __init__(self, reply: Callable[[str, dict | None], str] = lambda p, s: "ok",
-                 adapters: dict[str, str] | None = None) -> None:
+                 adapters: dict[str, str] | None = None, answer_shape: str = "full",
+                 adapter_shapes: dict[str, str] | None = None) -> None:
         self.reply = reply
         self.adapters = dict(adapters or {})  # name → version, as `serve --lora` loads them
+        self.answer_shape = answer_shape  # what the model writes: full or compact answers
+        self.adapter_shapes = dict(adapter_shapes or {})
         self.calls: list[tuple[str, SamplingOptions, dict | None]] = []
         self.adapter_calls: list[str | None] = []  # the adapter each call asked for
         self.grammars: list[str | None] = []
         self.healthy = True
+        self.token_logprob: Callable[[str, int], float] = lambda text, i: 0.0  # logprobs=True
 
     def render(self, instruction: str, input: str = "") -> str:
         return f"{instruction}\n{input}" if input else instruction
@@ -35,7 +39,7 @@ class ScriptedEngine:
 
     async def generate(
         self, prompt: str, options: SamplingOptions, json_schema: dict[str, Any] | None = None,
-        grammar: str | None = None, adapter: str | None = None,
+        grammar: str | None = None, adapter: str | None = None, logprobs: bool = False,
     ) -> Generation:
         check_adapter(adapter, self.adapters)
         n = self.count_tokens(prompt)
@@ -45,7 +49,12 @@ class ScriptedEngine:
         self.adapter_calls.append(adapter)
         self.grammars.append(grammar)
         text = self.reply(prompt, json_schema)
-        return Generation(text, n, len(text.split()), "stop")
+        if not logprobs:
+            return Generation(text, n, len(text.split()), "stop")
+        # one token per character, log-probability from ``token_logprob`` (text, index)
+        return Generation(text, n, len(text.split()), "stop",
+                          token_logprobs=tuple(self.token_logprob(text, i) for i in range(len(text))),
+                          token_offsets=tuple(range(len(text))))
 
     def replica_requests(self) -> dict[int, int]:
         return {}

@@ -42,8 +42,10 @@ def test_one_text_prints_its_records(url, capsys):
                          TEXT)
     assert code == 0, err
     records = [json.loads(line) for line in out.splitlines()]
-    assert records == [{"text": "Angela Merkel", "start": 17, "end": 30, "grounded": True, "type": "person"},
-                       {"text": "Berlin", "start": 34, "end": 40, "grounded": True, "type": "location"}]
+    assert records == [{"text": "Angela Merkel", "start": 17, "end": 30, "grounded": True, "confidence": 1.0,
+                        "type": "person"},
+                       {"text": "Berlin", "start": 34, "end": 40, "grounded": True, "confidence": 1.0,
+                        "type": "location"}]
 
 
 def test_a_file_with_progress_and_resume(url, capsys, tmp_path):

@@ -53,6 +53,7 @@ def test_extract_command(server_url, capsys, tmp_path):
     printed = capsys.readouterr().out
     record_answer("extract_cli", printed)
     records = [json.loads(line) for line in printed.splitlines()]
+    assert all(0.0 <= r.pop("confidence") <= 1.0 for r in records)  # issue 29: on every record
     assert {"text": "Berlin", "start": 34, "end": 40, "grounded": True, "type": "location"} in records
     src = tmp_path / "texts.txt"
     src.write_text(f"{README_SENTENCE}\nMicrosoft was founded by Bill Gates.\n", encoding="utf-8")

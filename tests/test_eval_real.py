@@ -31,6 +31,12 @@ def test_eval_reports_and_resumes(server_url, tmp_path):
     assert report["totals"]["docs"] == 3 and report["totals"]["docs_this_run"] == 1
     lines = (tmp_path / "wnut17-ner-constrained.predictions.jsonl").read_text().splitlines()
     assert len(lines) == 3
+    # issue 29: each prediction's confidence is kept, and the report has the threshold table
+    assert all(len(r["conf"]["entities"]) == len(r["pred"]["entities"]) for r in map(json.loads, lines))
+    trust = report["trust"]["entities"]
+    assert list(trust["thresholds"]["table"]) == ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9"]
+    assert trust["unscored"] == 0 and trust["scored"] >= 1
+    assert "AUROC" in second.stdout and "best threshold" in second.stdout
 
 
 def test_eval_fewfc_triggers_only(server_url, tmp_path):

@@ -119,3 +119,75 @@ def test_default_model_extracts_relations_and_chinese_entities(server_url):
     assert all(t["head"]["grounded"] and t["tail"]["grounded"] for t in re_body["triples"])
     zh = post(server_url, "/extract/ner", {"text": "李明在北京的清华大学工作。", "schema": ["PER", "LOC", "ORG"]})
     assert ("北京", "LOC") in {(e["text"], e["type"]) for e in zh["entities"]}
+
+
+def _counter(metrics: str, name: str, task: str) -> float:
+    line = next(x for x in metrics.splitlines() if x.startswith(f'{name}_total{{task="{task}"}}'))
+    return float(line.split()[-1])
+
+
+def test_shared_prompt_is_computed_once(server_url):
+    """Two texts with the same labels share everything before the text (chat template,
+    instruction, schema): the second prompt takes that part from the prefix cache (KV blocks
+    of 32 tokens on the CPU), and /metrics counts it (issue 28)."""
+    labels = ["person", "location", "organization", "date"]
+    first = post(server_url, "/extract/ner", {"text": "Ada Lovelace was born in London.", "schema": labels})
+    second = post(server_url, "/extract/ner", {"text": "Alan Turing worked in Manchester.", "schema": labels})
+    shared = second["stats"]["cached_prompt_tokens"]
+    assert 32 <= shared < second["stats"]["prompt_tokens"], second["stats"]
+    assert shared % 16 == 0  # whole blocks only (32 tokens on the CPU, 16 on a GPU)
+    assert first["stats"]["engine_seconds"] > 0
+    metrics = httpx.get(f"{server_url}/metrics").text
+    hits, queries = _counter(metrics, "ie_prefix_cache_hits", "ner"), _counter(metrics, "ie_prefix_cache_queries", "ner")
+    assert shared <= hits <= queries and queries >= first["stats"]["prompt_tokens"] + second["stats"]["prompt_tokens"]
+
+
+def test_typed_relations_keep_their_ends(server_url):
+    """The playground's typed RE example (issue 29): pairs keyed by the declared types, so the
+    organization is the head of "founded by" (names alone: the model answers it reversed)."""
+    schema = [{"relation": "founded by", "head_type": "organization", "tail_type": "person"},
+              {"relation": "headquartered in", "head_type": "organization", "tail_type": "location"}]
+    text = "Microsoft was founded by Bill Gates. Microsoft is headquartered in Redmond."
+    body = post(server_url, "/extract/re", {"text": text, "schema": schema})
+    (raw,) = body["raw_output"]
+    pairs = [p for pairs in json.loads(raw).values() for p in pairs]
+    assert pairs and all(set(p) in ({"organization", "person"}, {"organization", "location"}) for p in pairs), raw
+    founded = [(t["head"]["text"], t["tail"]["text"]) for t in body["triples"] if t["relation"] == "founded by"]
+    assert founded == [("Microsoft", "Bill Gates")], body["triples"]
+    assert all(t["head"]["type"] == "organization" for t in body["triples"])
+
+
+def _confidences(task: str, body: dict) -> list[float]:
+    """Every record's confidence, and its parts' (triple ends, trigger, arguments)."""
+    out = []
+    for r in body[{"ner": "entities", "re": "triples", "ee": "events"}[task]]:
+        out.append(r["confidence"])
+        out += [r[k]["confidence"] for k in ("head", "tail", "trigger") if r.get(k)]
+        out += [a["confidence"] for a in r.get("arguments", [])]
+    return out
+
+
+def test_every_record_of_every_task_has_a_confidence(server_url):
+    """Issue 29 #3: a confidence in [0, 1] on every record (constrained and free text), from
+    the engine's token log-probabilities; ``min_confidence`` drops the records below it."""
+    asks = [("ner", {"text": README_TEXT, "schema": ["person", "location"]}),
+            ("ner", {"text": README_TEXT, "schema": ["person", "location"], "constrained": False,
+                     "parameters": {"max_tokens": 64}}),
+            ("re", {"text": "Microsoft was founded by Bill Gates.", "schema": ["founded by"]}),
+            ("ee", {"text": TEXT_ZH, "schema": {"质押": ["质押方", "质押物", "质权方"]}})]
+    seen = []
+    for task, req in asks:
+        body = post(server_url, f"/extract/{task}", req)
+        conf = _confidences(task, body)
+        assert all(isinstance(c, float) and 0.0 <= c <= 1.0 for c in conf), (task, body)
+        if req.get("constrained", True):
+            assert conf, (task, body)  # the adapter finds something in each of these
+        seen += conf
+    assert min(seen) < 0.999  # the model's probabilities, not a constant
+    body = post(server_url, "/extract/ner", asks[0][1])
+    scores = sorted(e["confidence"] for e in body["entities"])
+    threshold = (scores[0] + scores[-1]) / 2
+    kept = post(server_url, "/extract/ner", {**asks[0][1], "min_confidence": threshold})["entities"]
+    assert all(e["confidence"] >= threshold for e in kept)
+    if scores[-1] - scores[0] > 0.05:  # one below and one above the midpoint, clearly
+        assert 0 < len(kept) < len(body["entities"]), (scores, kept)

@@ -96,7 +96,7 @@ def test_long_text_is_chunked_offsets_remapped_and_deduplicated(make_client):
 def test_truncated_output_is_discarded_with_warning(make_client):
     client, engine = make_client(answer_persons)
 
-    async def truncated(prompt, options, schema=None, grammar=None):
+    async def truncated(prompt, options, schema=None, grammar=None, **_):
         return Generation('{"person": ["Obama"', 3, options.max_tokens, "length")
 
     engine.generate = truncated
@@ -128,7 +128,7 @@ def test_ee_and_drop_ungrounded(make_client):
     body = client.post("/extract/ee", json=req).json()
     assert body["language"] == "zh"
     event = body["events"][0]
-    assert event["trigger"] == {"text": "质押", "start": 5, "end": 7, "grounded": True}
+    assert event["trigger"] == {"text": "质押", "start": 5, "end": 7, "grounded": True, "confidence": 1.0}
     assert [(a["role"], a["grounded"]) for a in event["arguments"]] == [("质押方", True), ("质押物", False)]
     assert body["stats"]["ungrounded"] == 1
     dropped = client.post("/extract/ee", json={**req, "drop_ungrounded": True}).json()

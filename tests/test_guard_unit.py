@@ -74,7 +74,7 @@ def test_timeout_is_504_and_work_is_cancelled():
 def test_metrics_count_requests_and_extraction_outcomes():
     client, engine = client_for(ServiceSettings())
 
-    async def truncated(prompt, options, schema=None, grammar=None):
+    async def truncated(prompt, options, schema=None, grammar=None, **_):
         return Generation('{"person": [', 3, 5, "length")
 
     with client:

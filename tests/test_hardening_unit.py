@@ -173,7 +173,7 @@ class FakeAsyncLLM:
         self.calls.append(params)
         if self.raises is not None:
             raise self.raises
-        yield SimpleNamespace(outputs=[SimpleNamespace(
+        yield SimpleNamespace(num_cached_tokens=0, outputs=[SimpleNamespace(
             text="" if self.finish == "error" else '{"a": 1}', token_ids=[1, 2], finish_reason=self.finish)])
 
     async def check_health(self):

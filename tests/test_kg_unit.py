@@ -59,7 +59,7 @@ def test_turtle_and_ntriples_parse_back(triples, tmp_path):
 def test_neo4j_csv(triples, tmp_path):
     files = export(load_graph(triples), "neo4j-csv", tmp_path / "neo4j")
     by_name = {p.name: list(csv.reader(p.open())) for p in files}
-    assert by_name["entities.csv"][0] == ["id:ID(Entity)", "name", "type", ":LABEL"]
+    assert by_name["entities.csv"][0] == ["id:ID(Entity)", "name", "type", "confidence:float", ":LABEL"]
     assert len(by_name["entities.csv"]) == 1 + 5
     assert by_name["relations.csv"][0][:3] == [":START_ID(Entity)", ":END_ID(Entity)", ":TYPE"]
     assert len(by_name["relations.csv"]) == 1 + 4 and len(by_name["mentions.csv"]) == 1 + 7

@@ -147,3 +147,23 @@ def test_real_extraction_highlights_berlin_as_a_location(chromium, tmp_path, ser
     assert console == [] and shot.stat().st_size > 20_000
     if os.environ.get("PLAYGROUND_SCREENSHOT"):
         shutil.copyfile(shot, os.environ["PLAYGROUND_SCREENSHOT"])
+
+
+def test_confidence_is_shown_and_the_slider_filters(chromium, tmp_path):
+    """Each record shows its confidence; min_confidence (the slider, preset by the URL)
+    hides the records below it without a new request (issue 29)."""
+    engine = ScriptedEngine(lambda p, s: json.dumps({"person": ["Angela Merkel"], "location": ["Berlin"]}))
+    engine.token_logprob = lambda text, i: -2.0 if 0 <= i - text.find("Berlin") < 6 else 0.0
+    with serve_app(create_app(lambda: engine)) as url:
+        dom, console = browse(chromium, tmp_path, run_url(url, task="ner", schema="person,location",
+                                                          text=README_SENTENCE), "--dump-dom")
+        assert console == [] and dom.body.get("data-status") == "done", dom.text_of.get("error")
+        assert "Angela Merkel" in dom.text_of["entities"] and "1.00" in dom.text_of["entities"]
+        berlin = next(m for m in dom.marks if m["text"] == "Berlin")
+        assert float(berlin["data-confidence"]) < 0.5 and "confidence" in berlin["title"]
+        dom, console = browse(chromium, tmp_path, run_url(url, task="ner", schema="person,location",
+                                                          text=README_SENTENCE, min_confidence="0.5"), "--dump-dom")
+        assert console == [] and dom.body.get("data-status") == "done"
+        assert [m["text"] for m in dom.marks] == ["Angela Merkel"]  # Berlin is below 0.5
+        assert "Berlin" not in dom.text_of["entities"] and "1 below" in dom.text_of["hidden-count"]
+        assert dom.text_of["highlight"] == README_SENTENCE  # the text stays whole

@@ -42,14 +42,20 @@ def test_builtins_are_registered_in_order():
         TASKS["nope"]
 
 
-@pytest.mark.parametrize("name", list(SCHEMAS))
-def test_gold_answer_fits_the_grammar_and_parses_back_to_the_gold(name):
-    task = TASKS[name]
-    group = task.labels(SCHEMAS[name])
-    answer = task.gold_answer(DOC, group)
-    assert list(answer) == [label.name for label in group]
+TYPED_RE = [{"relation": "founded by", "head_type": "organization", "tail_type": "person"},
+            {"relation": "located in", "head_type": "organization", "tail_type": "location"}, "acquired"]
+
+
+@pytest.mark.parametrize("shape", ["full", "compact"])
+@pytest.mark.parametrize("name", [*SCHEMAS, "re-typed"])
+def test_gold_answer_fits_the_grammar_and_parses_back_to_the_gold(name, shape):
+    task = TASKS[name.split("-")[0]]
+    group = task.labels(TYPED_RE if name == "re-typed" else SCHEMAS[name])
+    answer = task.gold_answer(DOC, group, shape)
+    names = [label.name for label in group]
+    assert list(answer) == (names if shape == "full" else [n for n in names if answer.get(n)])
     text = compact(answer)
-    jsonschema.validate(json.loads(text), task.json_schema(group))
+    jsonschema.validate(json.loads(text), task.json_schema(group, shape))
     parsed = task.parse(text, group)
     assert parsed.ok and parsed.warnings == []
     records = task.build(parsed.records, group, Grounder(TEXT, Chunk(TEXT, 0)))
@@ -66,6 +72,52 @@ def test_ee_gold_answer_shapes_roles():
     answer = TASKS["ee"].gold_answer(DOC, group)
     assert answer == {"质押": [{"trigger": "质押", "arguments": {
         "质押方": "张三", "质押物": "股份", "质权方": ["中信证券", "招商银行"], "披露时间": ""}}], "减持": []}
+
+
+def test_ee_compact_answer_leaves_out_empty_roles_and_types():
+    group = TASKS["ee"].labels(SCHEMAS["ee"])
+    assert TASKS["ee"].gold_answer(DOC, group, "compact") == {"质押": [{"trigger": "质押", "arguments": {
+        "质押方": "张三", "质押物": "股份", "质权方": ["中信证券", "招商银行"]}}]}
+
+
+def test_typed_relations_keep_their_ends():
+    """A relation with both ends typed is asked as "organization founded by person" and
+    answered with pairs keyed by the types, head first: the organization's span is the head
+    whatever order the model met the names in, and the grammar admits no other keys."""
+    from ie_service.extraction.grounded_grammar import grounded_grammar
+    from xgrammar.testing import _is_grammar_accept_string
+
+    re_task = TASKS["re"]
+    group = re_task.labels(TYPED_RE + [{"relation": "spouse", "head_type": "person", "tail_type": "Person"}])
+    assert re_task.prompt_schema(group) == {"founded by": "organization founded by person",
+                                            "located in": "organization located in location",
+                                            "acquired": "", "spouse": ""}
+    assert [label.keys for label in group] == [("organization", "person"), ("organization", "location"),
+                                               ("subject", "object"), ("subject", "object")]
+    described = re_task.labels([{**TYPED_RE[0], "description": "who started it"}])
+    assert re_task.prompt_schema(described) == {"founded by": "organization founded by person; who started it"}
+    answer = {"founded by": [{"organization": "Microsoft", "person": "Bill Gates"}], "located in": [],
+              "acquired": [], "spouse": []}
+    for shape in ("full", "compact"):
+        grammar = grounded_grammar(re_task.answer_grammar(group, shape), TEXT)
+        shaped = answer if shape == "full" else {"founded by": answer["founded by"]}
+        assert _is_grammar_accept_string(grammar, compact(shaped))
+        swapped = {**shaped, "founded by": [{"person": "Bill Gates", "organization": "Microsoft"}]}
+        assert not _is_grammar_accept_string(grammar, compact(swapped))  # keys in the declared order
+        untyped = {**shaped, "founded by": [{"subject": "Bill Gates", "object": "Microsoft"}]}
+        assert not _is_grammar_accept_string(grammar, compact(untyped))
+        jsonschema.validate(shaped, re_task.json_schema(group, shape))
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(untyped, re_task.json_schema(group, shape))
+    parsed = re_task.parse(compact(answer), group)
+    assert parsed.ok and not parsed.warnings and parsed.records == [("Microsoft", "founded by", "Bill Gates")]
+    (triple,) = re_task.build(parsed.records, group, Grounder(TEXT, Chunk(TEXT, 0)))
+    assert (triple.head.text, triple.head.type, triple.tail.text, triple.tail.type) == (
+        "Microsoft", "organization", "Bill Gates", "person")
+    gold = re_task.gold_answer(DOC, group, "compact")
+    assert gold == {"founded by": [{"organization": "Microsoft", "person": "Bill Gates"},
+                                   {"organization": "Microsoft", "person": "Paul Allen"}],
+                    "located in": [{"organization": "Microsoft", "location": "Albuquerque"}]}
 
 
 def test_gold_spans_take_the_texts_spelling():

@@ -32,9 +32,19 @@ class Metrics:
         self.extraction = Counter("ie_extraction_events", "extraction outcomes needing attention",
                                   ["task", "kind"], registry=r)
         self.output_tokens = Counter("ie_output_tokens", "tokens generated", ["task"], registry=r)
+        # vLLM's prefix_cache_queries / prefix_cache_hits, counted per request of ours: prompt
+        # tokens looked up in the prefix cache, and those found there (not computed again)
+        self.prefix_queries = Counter("ie_prefix_cache_queries", "prompt tokens looked up in the prefix cache",
+                                      ["task"], registry=r)
+        self.prefix_hits = Counter("ie_prefix_cache_hits", "prompt tokens found in the prefix cache",
+                                   ["task"], registry=r)
         self.replica_requests = Gauge("ie_replica_finished_requests",
                                       "requests finished by each data-parallel engine replica",
                                       ["replica"], registry=r)
+
+    def observe_prompts(self, task: str, prompt_tokens: int, cached_tokens: int) -> None:
+        self.prefix_queries.labels(task).inc(prompt_tokens)
+        self.prefix_hits.labels(task).inc(cached_tokens)
 
     def observe_replicas(self, finished: dict[int, int]) -> None:
         for replica, count in finished.items():

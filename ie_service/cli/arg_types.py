@@ -39,6 +39,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def unit_float(text: str) -> float:
+    """A number in [0, 1] (a confidence threshold)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def port(text: str) -> int:
     """A TCP port 1–65535."""
     try:
@@ -96,6 +107,16 @@ def output_file(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text}: is a folder, expected a file")
     if not path.parent.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: the folder {path.parent} does not exist")
+    return text
+
+
+def output_file_new_dir(text: str) -> str:
+    """A file to write whose folder is made if missing (``eval --report D/r.json`` beside
+    ``--out-dir D``): not a folder, and no part of its path a file."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a folder, expected a file")
+    output_dir(str(path.parent))
     return text
 
 

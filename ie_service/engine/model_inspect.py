@@ -18,6 +18,12 @@ its words are kept as ``prompt_format_reason``):
 5. names: the served name, the folder path, ``config.json`` ``_name_or_path``,
    ``quantize_config.json`` ``model_name_or_path`` and the README's title;
 6. else ``alpaca`` (KnowLM's).
+
+The answer shape (``extraction.constraints``) is what the model was trained to write:
+``ie_service.json``'s ``"answer_shape"`` (``"full"``: every label a key, OneKE's; or
+``"compact"``: only labels with something), copied there from an adapter's manifest by
+``weights merge-lora``; ``full`` when the folder says nothing (OneKE, ZhiXi, any model
+trained on the full shape).
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from .host import GiB, HostShape, ModelFootprint
 from .prompt_formats import AUTO, CHAT, DEFAULT_FORMAT, format_from_name
 
 SIDECAR = "ie_service.json"
+ANSWER_SHAPES = ("full", "compact")  # extraction.constraints.ANSWER_SHAPES (no import: engine side stays light)
+DEFAULT_ANSWER_SHAPE = "full"
 CHINESE_LLAMA2_VOCAB = 55296
 CHINESE_LLAMA2_FAMILIES = ("oneke", "firefly")  # fine-tuned on that vocabulary; a name tells them apart
 ZIYA_TOKENS = ("<human>", "<bot>")
@@ -123,6 +131,8 @@ class ModelInspection(BaseModel):
     quantization: QuantizationInfo | None = None
     prompt_format: str
     prompt_format_reason: str
+    answer_shape: str = Field(DEFAULT_ANSWER_SHAPE, description="full (every label a key) or compact "
+                                                                "(only labels with something), from ie_service.json")
     run_dtype: str = Field(description="the dtype the engine will run in")
     dtype_reason: str
     weights_gib: float = Field(description="weights in memory at run_dtype (one worker), GiB")
@@ -138,6 +148,7 @@ class ModelInspection(BaseModel):
                 f"stored {self.stored_dtype}, runs in {self.run_dtype} ({self.dtype_reason}); "
                 f"quantization {quant}; chat template {'yes' if self.chat_template else 'no'}; "
                 f"prompt format {self.prompt_format} ({self.prompt_format_reason}); "
+                f"answer shape {self.answer_shape}; "
                 f"weights ~{_size(self.weights_gib)} at {self.run_dtype}")
         if self.warnings:
             line += "; warning: " + "; ".join(self.warnings)
@@ -362,12 +373,15 @@ def inspect_model(path: str | Path, *, dtype: str = AUTO, on_cpu: bool = True, h
     quant = quantization_of(folder, config)
     stored = str(text.get("torch_dtype") or text.get("dtype") or config.get("torch_dtype") or "unknown")
     fmt, reason = choose_prompt_format(folder, config, served_name=served_name, tokens=tokens, chat_template=chat)
+    shape, shape_warning = answer_shape_of(folder)
     run, why, warnings = plan_dtype(dtype, stored, on_cpu=on_cpu, native_bf16=native_bf16,
                                     quantized=quant is not None)
     footprint = ModelFootprint.of(folder, run, tensor_parallel_size, quantized=quant is not None)
     kind = tokenizer_kind(folder)
     if kind == "none":
         warnings.append("no tokenizer files (tokenizer.json / tokenizer.model): pass --tokenizer")
+    if shape_warning:
+        warnings.append(shape_warning)
     refusal = None
     if quant is not None and quant.act_order_with_groups:
         refusal = (f"{folder}: GPTQ with act-order and groups (desc_act=True, group_size {quant.group_size}, "
@@ -389,7 +403,7 @@ def inspect_model(path: str | Path, *, dtype: str = AUTO, on_cpu: bool = True, h
         architecture=archs[0] if archs else None, model_type=text.get("model_type"),
         vocab_size=text.get("vocab_size") if isinstance(text.get("vocab_size"), int) else None,
         tokenizer=kind, special_tokens=tokens, chat_template=chat, stored_dtype=stored, quantization=quant,
-        prompt_format=fmt, prompt_format_reason=reason, run_dtype=run, dtype_reason=why,
+        prompt_format=fmt, prompt_format_reason=reason, answer_shape=shape, run_dtype=run, dtype_reason=why,
         weights_gib=round(footprint.weights_bytes / GiB, 4),
         kv_cache_mib_per_1k_tokens=round(footprint.kv_bytes_per_token * 1024 / 1024**2, 2),
         files=sorted(p.name for p in folder.iterdir() if p.is_file()),
@@ -406,10 +420,46 @@ def check_format_name(name: str | None) -> None:
 
 
 def write_sidecar(folder: str | Path, prompt_format: str, source: str) -> Path:
-    """Write ``ie_service.json`` (the prompt format ``auto`` will pick, and who said so)."""
+    """Write ``ie_service.json`` (the prompt format ``auto`` will pick, and who said so),
+    keeping an ``answer_shape`` already there."""
     path = Path(folder) / SIDECAR
-    path.write_text(json.dumps({"prompt_format": prompt_format, "source": source}, indent=2) + "\n",
-                    encoding="utf-8")
+    data = {"prompt_format": prompt_format, "source": source}
+    if (shape := (_json(path) or {}).get("answer_shape")) is not None:
+        data["answer_shape"] = shape
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def answer_shape_of(folder: str | Path) -> tuple[str, str | None]:
+    """(shape, warning): ``ie_service.json``'s ``answer_shape``, else ``full``; an unknown
+    value is warned about and read as ``full``."""
+    shape = (_json(Path(folder) / SIDECAR) or {}).get("answer_shape", DEFAULT_ANSWER_SHAPE)
+    if shape in ANSWER_SHAPES:
+        return shape, None
+    return DEFAULT_ANSWER_SHAPE, (f"{SIDECAR} answer_shape {shape!r} is not one of {list(ANSWER_SHAPES)}: "
+                                  f"read as {DEFAULT_ANSWER_SHAPE!r}")
+
+
+def adapter_answer_shape(adapter: str | Path) -> str | None:
+    """The answer shape a LoRA adapter was trained on: its ``manifest.json`` (in the folder,
+    or the ``train fit`` folder above ``adapter/``) or its ``ie_service.json``; None when
+    neither says (an adapter from before answer shapes: ``full``)."""
+    folder = Path(adapter)
+    for path in (folder / "manifest.json", folder.parent / "manifest.json", folder / SIDECAR):
+        shape = (_json(path) or {}).get("answer_shape")
+        if shape in ANSWER_SHAPES:
+            return shape
+    return None
+
+
+def set_answer_shape(folder: str | Path, shape: str) -> Path:
+    """Declare ``shape`` in the folder's ``ie_service.json`` (other keys kept)."""
+    if shape not in ANSWER_SHAPES:
+        raise ValueError(f"unknown answer shape {shape!r}; one of {list(ANSWER_SHAPES)}")
+    path = Path(folder) / SIDECAR
+    data = _json(path) or {}
+    data["answer_shape"] = shape
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return path
 
 

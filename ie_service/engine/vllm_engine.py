@@ -33,11 +33,11 @@ from .adapters import check_adapter, parse_lora
 from .config import EngineConfig
 from .cpu_runtime import apply_preload
 from .engine_args import (KV_CACHE_SPACE_ENV, STRUCTURED_OUTPUTS, env_kv_cache_gib, inspect_and_log,
-                          engine_kwargs, is_cpu_backend, resolve_model)
-from .generation import EngineUnavailable, Generation, PromptTooLong
+                          engine_kwargs, is_cpu_backend, log_block_size, resolve_model)
+from .generation import EngineUnavailable, Generation, PromptTooLong, char_offsets
 from .host import HostShape, read_host
 from .json_schema_guard import GrammarCompileGuard
-from .model_inspect import ModelInspection
+from .model_inspect import ModelInspection, adapter_answer_shape, answer_shape_of
 from .parallel import ParallelPlan, is_ip_address, thread_binding
 from .prompt_formats import AUTO, CHAT, DEFAULT_FORMAT, PromptFormat, resolve_format
 from .sampling import SamplingOptions
@@ -197,7 +197,11 @@ class ReplicaLoad:
 
 
 def to_sampling_params(options: SamplingOptions, json_schema: dict[str, Any] | None,
-                       grammar: str | None = None) -> SamplingParams:
+                       grammar: str | None = None, logprobs: bool = False) -> SamplingParams:
+    """``logprobs``: ask for the sampled token's log-probability (``logprobs=0``: no top
+    alternatives). vLLM's default ``logprobs_mode`` ("raw_logprobs") takes them from the
+    logits after the structured-output bitmask (applied before the sampler) and before
+    temperature and penalties: the grammar-masked distribution, the same at any temperature."""
     if grammar is not None:
         structured = StructuredOutputsParams(grammar=grammar)
     else:
@@ -213,6 +217,7 @@ def to_sampling_params(options: SamplingOptions, json_schema: dict[str, Any] | N
         stop=options.stop_list() or None,
         seed=options.seed,
         structured_outputs=structured,
+        logprobs=0 if logprobs else None,
     )
 
 
@@ -238,6 +243,11 @@ class Engine:
         loaded = parse_lora(config.lora)
         self._loras = {a.name: LoRARequest(a.name, i, str(a.path)) for i, a in enumerate(loaded, 1)}
         self.adapters = {a.name: a.version for a in loaded}
+        # what the model (each run-time adapter) was trained to write: full or compact answers
+        self.answer_shape = inspection.answer_shape if inspection is not None else answer_shape_of(model_path)[0]
+        self.adapter_shapes = {a.name: adapter_answer_shape(a.path) or "full" for a in loaded}
+        log.info("answer shape %s%s", self.answer_shape, "".join(
+            f"; adapter {n}: {s}" for n, s in self.adapter_shapes.items()))
         self.in_flight = 0  # generations started and not ended
         self.last_progress = time.monotonic()  # when an output last arrived (health: hung vs busy)
         self._schemas = GrammarCompileGuard(
@@ -274,6 +284,7 @@ class Engine:
         inspection = inspect_and_log(config, model_path, is_cpu_backend(), host)
         choice = choose_tokenizer(config.tokenizer or model_path, config.tokenizer_mode)
         log.info("tokenizer: %s (%s)", choice.mode, choice.reason)
+        log_block_size(config, is_cpu_backend())
         load = ReplicaLoad() if config.data_parallel_size > 1 else None
         llm = AsyncLLM.from_engine_args(_engine_args(config, model_path, host, inspection=inspection),
                                         stat_loggers=[load.logger_factory()] if load else None)
@@ -311,12 +322,14 @@ class Engine:
         grammar: str | None = None,
         adapter: str | None = None,
         priority: int | None = None,
+        logprobs: bool = False,
     ) -> Generation:
         """Complete an already formatted prompt; ``json_schema`` or ``grammar`` (xgrammar
         EBNF built by the service itself, e.g. a grounded answer grammar: it is not
         checked like a client's schema) constrains the output; ``adapter`` names a run-time
         LoRA adapter (``serve --lora``; unknown: 422); ``priority`` (lower first) defaults to
-        the current request's (admission.py).
+        the current request's (admission.py); ``logprobs``: fill the generation's
+        ``token_logprobs`` and ``token_offsets`` (extraction's confidences).
 
         Input the engine refuses raises :class:`InvalidRequest` (422), a schema that is
         invalid, too big or too slow to compile :class:`InvalidJsonSchema` (422); a
@@ -334,7 +347,7 @@ class Engine:
                 f"together they exceed the model's context of {self.max_model_len} tokens"
             )
         try:
-            params = to_sampling_params(options, json_schema, grammar)
+            params = to_sampling_params(options, json_schema, grammar, logprobs)
         except (VLLMClientError, ValueError) as exc:
             raise InvalidRequest(f"invalid parameters: {one_line(exc)}") from exc
         request_id = f"ie-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
@@ -373,12 +386,27 @@ class Engine:
             if json_schema is not None:
                 raise InvalidJsonSchema("json_schema could not be turned into a grammar by the engine")
             raise GenerationFailed("generation failed: the engine stopped it with an error")
+        scores: dict[str, tuple] = {}
+        if logprobs and completion.logprobs is not None:
+            scores = await self._token_scores(list(completion.token_ids), completion.logprobs, completion.text)
         return Generation(
             text=completion.text,
             num_prompt_tokens=len(ids),
             num_output_tokens=len(completion.token_ids),
             finish_reason=completion.finish_reason,
+            num_cached_tokens=int(final.num_cached_tokens or 0),
+            **scores,
         )
+
+    async def _token_scores(self, ids: list[int], logprobs: Any, text: str) -> dict[str, tuple]:
+        """The sampled tokens' log-probabilities and where each starts in ``text``."""
+        values = tuple(float(logprobs[i][tid].logprob) for i, tid in enumerate(ids))
+
+        def offsets() -> tuple[int, ...]:
+            return char_offsets(lambda part: self.tokenizer.decode(part, skip_special_tokens=True), ids, text)
+
+        where = offsets() if len(ids) <= 64 else await asyncio.to_thread(offsets)
+        return {"token_logprobs": values, "token_offsets": where}
 
     def openai(self) -> Any:
         """The OpenAI-compatible API over this engine (vLLM's serving layer, built on first

@@ -23,6 +23,7 @@ from ..extraction.tasks import TASKS
 from ..gold import GoldDoc
 from ..user_errors import BadInputFile
 from .scoring import Scorer
+from .trust import TrustScorer, scored_tuples
 
 
 class PredictionRecord(BaseModel):
@@ -31,6 +32,7 @@ class PredictionRecord(BaseModel):
 
     id: str
     pred: dict[str, list] | None = None
+    conf: dict[str, list] | None = None  # each predicted tuple's confidence, aligned with pred
     stats: dict[str, Any] | None = None
     template: str | None = None
     seconds: float = 0.0
@@ -95,7 +97,8 @@ async def _predict(url: str, task: str, docs: list[GoldDoc], body: dict[str, Any
                         bar.update()
                         return
                     seconds = time.perf_counter() - t
-                record = {"id": doc.id, "pred": TASKS[task].predicted_tuples(res),
+                pred, conf = scored_tuples(task, res)
+                record = {"id": doc.id, "pred": pred, "conf": conf,
                           "stats": res["stats"], "template": res.get("template"), "seconds": seconds}
                 jsonl.append(sink, record)
                 predicted += 1
@@ -124,6 +127,7 @@ def evaluate(url: str, task: str, docs: list[GoldDoc], body: dict[str, Any], pre
     wall = time.perf_counter() - t
     by_id, _ = read_predictions(predictions)
     scorers: dict[str, Scorer] = {}
+    trust: dict[str, TrustScorer] = {}
     templates: set[str] = set()
     totals = {"docs": 0, "errors": 0, "prompts": 0, "unparseable": 0, "truncated": 0,
               "ungrounded": 0, "output_tokens": 0, "request_seconds": 0.0}
@@ -141,6 +145,8 @@ def evaluate(url: str, task: str, docs: list[GoldDoc], body: dict[str, Any], pre
             totals[key] += (rec.stats or {}).get(key, 0)
         for kind, gold in TASKS[task].gold_tuples(doc).items():
             scorers.setdefault(kind, Scorer()).add(gold, [tuple(p) for p in pred.get(kind, [])])
+            trust.setdefault(kind, TrustScorer()).add(gold, pred.get(kind, []), (rec.conf or {}).get(kind),
+                                                      triples=kind == "triples")
     totals["parse_failure_rate"] = round(totals["unparseable"] / totals["prompts"], 4) if totals["prompts"] else 0.0
     totals["truncation_rate"] = round(totals["truncated"] / totals["prompts"], 4) if totals["prompts"] else 0.0
     totals["docs_this_run"] = new
@@ -150,4 +156,11 @@ def evaluate(url: str, task: str, docs: list[GoldDoc], body: dict[str, Any], pre
     totals["wall_seconds_this_run"] = round(wall, 2)
     totals["docs_per_s_this_run"] = round(new / wall, 3) if new else None
     return {"task": task, "request": body, "templates": sorted(templates), "totals": totals,
-            "scores": {kind: s.report() for kind, s in scorers.items()}}
+            "scores": {kind: s.report() for kind, s in scorers.items()},
+            "trust": {kind: s.report(triples=kind == "triples") for kind, s in trust.items()}}
+
+
+def predicted_by_doc(predictions: Path, kind: str) -> dict[str, list[tuple]]:
+    """Document id → its predicted tuples of one score kind, from a predictions file."""
+    by_id, _ = read_predictions(predictions)
+    return {i: [tuple(p) for p in (rec.pred or {}).get(kind, [])] for i, rec in by_id.items()}

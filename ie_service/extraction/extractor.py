@@ -4,6 +4,7 @@ ground, merge. Everything model-facing goes through :class:`TextEngine`."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any
@@ -14,10 +15,11 @@ from pydantic import BaseModel
 from ..admission import all_or_none, check_label_count, expect_prompts, prompt_slot, reserve_prompts
 from ..engine import PromptTooLong, TextEngine
 from .chunking import Chunk, chunk_text, min_chunks
+from .confidence import OutputScores, ScoredGrounder, filter_records
 from .grounded_grammar import grounded_chunks, grounded_grammar
 from .records import ExtractionStats
 from .schema import SchemaError
-from .tasks import TASKS, Grounder, Task
+from .tasks import TASKS, Task
 from .templates import Template, TemplateRegistry
 
 CJK_SHARE = 0.2
@@ -96,21 +98,28 @@ class Extractor:
         # batch over the cap is refused before any sibling's prompt can reach the engine
         expect_prompts(len(groups))
         chunks = await self._chunks(text, template, task, groups, examples, params.max_tokens)
-        grounded = options.constrained and options.grounded and task.answer_grammar(groups[0]) is not None
+        shape = answer_shape(self.engine, options.adapter)  # {} for "full": plug-in tasks need not know shapes
+        grounded = options.constrained and options.grounded and task.answer_grammar(groups[0], **shape) is not None
         if grounded:
             chunks = grounded_chunks(chunks)  # bounded grammar size (compile time)
         jobs = [(chunk, group) for chunk in chunks for group in groups]
+        engine_seconds: list[float] = []
 
         async def ask(chunk: Chunk, group: list):
             prompt = self._prompt(template, task, group, chunk.text, examples)
-            schema = task.json_schema(group) if options.constrained and not grounded else None
+            schema = task.json_schema(group, **shape) if options.constrained and not grounded else None
             extra: dict[str, Any] = {}  # only what is set: fakes need not know every option
             if grounded:
-                extra["grammar"] = grounded_grammar(task.answer_grammar(group), chunk.text)
+                extra["grammar"] = grounded_grammar(task.answer_grammar(group, **shape), chunk.text)
             if options.adapter is not None:
                 extra["adapter"] = options.adapter
+            extra["logprobs"] = True  # every record's confidence (confidence.py)
             async with prompt_slot():  # a few at a time per request: others interleave
-                return await self.engine.generate(prompt, params, schema, **extra)
+                started = time.perf_counter()
+                try:
+                    return await self.engine.generate(prompt, params, schema, **extra)
+                finally:
+                    engine_seconds.append(time.perf_counter() - started)
 
         # count engine prompts (not HTTP requests) against the outstanding limit: 413 over the
         # per-request cap, 429 when the engine queue has no room; claimed before any is sent.
@@ -118,7 +127,8 @@ class Extractor:
         async with reserve_prompts(len(jobs)):
             generations = await all_or_none(ask(c, g) for c, g in jobs)
         out = Outcome(language=language, template=template.ref,
-                      stats=ExtractionStats(prompts=len(jobs), chunks=len(chunks)))
+                      stats=ExtractionStats(prompts=len(jobs), chunks=len(chunks),
+                                            engine_seconds=round(sum(engine_seconds), 4)))
         if len(jobs) == 1:
             return self._assemble(out, task, text, jobs, generations, options)
         # parsing and grounding many outputs is CPU work: off the event loop (/health < 100 ms)
@@ -133,6 +143,8 @@ class Extractor:
         for (chunk, group), gen in zip(jobs, generations):
             out.raw_output.append(gen.text)
             out.stats.output_tokens += gen.num_output_tokens
+            out.stats.prompt_tokens += gen.num_prompt_tokens
+            out.stats.cached_prompt_tokens += gen.num_cached_tokens
             if gen.truncated:
                 out.stats.truncated += 1
                 out.warnings.append(
@@ -144,7 +156,7 @@ class Extractor:
                 out.stats.unparseable += 1
                 out.warnings.append(f"could not parse the output for chunk at offset {chunk.offset}")
             out.warnings += parsed.warnings
-            grounder = Grounder(text, chunk)
+            grounder = ScoredGrounder(text, chunk, OutputScores.of(gen))
             for record in task.build(parsed.records, group, grounder):
                 key = task.key(record)
                 if key not in seen:
@@ -157,8 +169,20 @@ class Extractor:
                                     f"are the same span (chunk at offset {chunk.offset})")
         if options.drop_ungrounded:
             out.records = [g for g in map(task.grounded_only, out.records) if g is not None]
+        out.records = filter_records(out.records, getattr(options, "min_confidence", 0.0))
         out.warnings = list(dict.fromkeys(out.warnings))
         return out
+
+
+def answer_shape(engine: Any, adapter: str | None = None) -> dict[str, str]:
+    """``{"shape": "compact"}`` when the model answers in the compact shape, else ``{}``
+    (tasks default to ``full``). With a run-time adapter the adapter's manifest decides (an
+    adapter that declares nothing was trained on the full shape)."""
+    if adapter is not None:
+        shape = getattr(engine, "adapter_shapes", {}).get(adapter, "full")
+    else:
+        shape = getattr(engine, "answer_shape", "full")
+    return {"shape": shape} if shape != "full" else {}
 
 
 def render_prompt(render: Callable[[str, str], str], template: Template, task: Task,
@@ -177,4 +201,4 @@ def _examples_for(group: list, examples: list[dict]) -> list[dict]:
             if isinstance(e["output"], dict) else e for e in examples]
 
 
-__all__ = ["Extractor", "Outcome", "SchemaError", "detect_language", "render_prompt"]
+__all__ = ["Extractor", "Outcome", "SchemaError", "answer_shape", "detect_language", "render_prompt"]

@@ -13,7 +13,9 @@ unit" is a property of the state. Each state becomes one EBNF rule whose alterna
 emit a symbol's JSON-escaped text and go on to the next state.
 
 The record structure (labels, bounded lists, EE roles) is written by each task in the
-same EBNF, referring to the rule ``span`` (a quoted span) — see ``Task.answer_grammar``.
+same EBNF, referring to the rule ``span`` (a quoted span) — see ``Task.answer_grammar`` —
+in the model's answer shape (``constraints``: ``full`` or ``compact``,
+:func:`answer_object_rules`).
 Answers use compact separators (``,`` and ``:``), as vLLM's JSON-schema grammars and the
 adapter's training answers do.
 
@@ -170,6 +172,24 @@ def strict_object_rule(fields: list[tuple[str, str]]) -> str:
         return '"{}"'
     parts = [f'{json_literal(k)} ":" {v}' for k, v in fields]
     return '"{" ' + ' "," '.join(parts) + ' "}"'
+
+
+def answer_object_rules(name: str, fields: list[tuple[str, str]], shape: str = "full") -> list[str]:
+    """EBNF rules defining ``name``, the answer's object of ``fields`` (key, value rule).
+    ``full``: every key, in order (:func:`strict_object_rule`). ``compact``: any subset of
+    the keys, in the same order, no key twice; ``{}`` when none. ``name_<i>`` is "a
+    non-empty run of fields i.. in order": ``f_i ("," name_<i+1>)? | name_<i+1>``."""
+    if shape != "compact" or not fields:
+        return [f"{name} ::= " + strict_object_rule(fields)]
+    lines = [f'{name} ::= "{{}}" | "{{" {name}_0 "}}"']
+    last = len(fields) - 1
+    for i, (key, value) in enumerate(fields):
+        field = f'{json_literal(key)} ":" {value}'
+        if i == last:
+            lines.append(f"{name}_{i} ::= {field}")
+        else:
+            lines.append(f'{name}_{i} ::= ({field} ("," {name}_{i + 1})?) | {name}_{i + 1}')
+    return lines
 
 
 @lru_cache(maxsize=1024)

@@ -6,6 +6,11 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 
+CONFIDENCE_HELP = ("how sure the model was, 0..1: the lowest probability among the output tokens "
+                   "that wrote the span, its opening and closing quote included (null only when the "
+                   "engine gave no log-probabilities)")
+
+
 class Span(BaseModel):
     """A piece of the input. ``start``/``end`` are character offsets (end exclusive);
     both are null and ``grounded`` false when the model's string is not in the text."""
@@ -14,6 +19,7 @@ class Span(BaseModel):
     start: int | None = None
     end: int | None = None
     grounded: bool = False
+    confidence: float | None = Field(None, ge=0.0, le=1.0, description=CONFIDENCE_HELP)
 
 
 class Entity(Span):
@@ -30,3 +36,6 @@ class ExtractionStats(BaseModel):
     ungrounded: int = Field(0, description="spans not found in the input")
     self_relations: int = Field(0, description="relations whose head and tail were the same span (dropped)")
     output_tokens: int = 0
+    prompt_tokens: int = Field(0, description="prompt tokens of the engine prompts")
+    cached_prompt_tokens: int = Field(0, description="of those, tokens the prefix cache supplied (not computed)")
+    engine_seconds: float = Field(0.0, description="wall time of the engine prompts, summed (they run side by side)")

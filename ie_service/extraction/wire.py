@@ -61,6 +61,9 @@ class ExtractOptions(BaseModel):
         "constrained requests: every span is decoded as a run of the chunk's own text "
         "(false: any string)"))
     drop_ungrounded: bool = Field(False, description="drop spans that are not in the text")
+    min_confidence: float = Field(0.0, ge=0.0, le=1.0, description=(
+        "drop records whose confidence is below this (0..1; an event also drops its arguments "
+        "below it); default 0: keep all"))
     adapter: str | None = Field(None, description="a LoRA adapter loaded with serve --lora NAME=PATH "
                                                   "(see /v1/models); default: the served model alone")
     parameters: ExtractionParameters = Field(default_factory=ExtractionParameters)

@@ -72,6 +72,21 @@ class Text(str):
     """An RDF literal (a plain string is an IRI) in :func:`rdf_triples`."""
 
 
+class Number(Text):
+    """An ``xsd:decimal`` literal (a confidence)."""
+
+
+XSD_DECIMAL = "http://www.w3.org/2001/XMLSchema#decimal"
+
+
+def _number(value: float) -> Number:
+    return Number(f"{value:.4f}".rstrip("0").rstrip(".") if value else "0")
+
+
+def _csv_number(value: float | None) -> str:
+    return "" if value is None else str(_number(value))
+
+
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
 
@@ -84,7 +99,8 @@ def rdf_triples(graph: Graph, base: str = BASE) -> Iterator[tuple[str, str, str]
     querying, and each relation of each document also as an ``ie:Relation`` node
     (``ie:head``, ``ie:predicate``, ``ie:tail``, ``ie:source``), so nothing of the graph is
     lost. Names are labels; IRIs are percent-encoded names (types, relations, documents) or
-    entity ids."""
+    entity ids. A confidence is ``ie:confidence`` (``xsd:decimal``) on the entity and on the
+    ``ie:Relation`` node."""
     ent, rel, typ, doc, stmt = (base + p for p in ("entity/", "relation/", "type/", "doc/", "edge/"))
     for d in sorted(graph.docs):
         yield doc + _slug(d), RDF_TYPE, base + "Document"
@@ -92,6 +108,8 @@ def rdf_triples(graph: Graph, base: str = BASE) -> Iterator[tuple[str, str, str]
     for e in graph.entities.values():
         yield ent + e.id, RDFS_LABEL, Text(e.name)
         yield ent + e.id, RDF_TYPE, typ + _slug(e.type) if e.type else base + "Entity"
+        if e.confidence is not None:
+            yield ent + e.id, base + "confidence", _number(e.confidence)
         for d in sorted(e.docs):
             yield ent + e.id, base + "mentionedIn", doc + _slug(d)
     for t in sorted({e.type for e in graph.entities.values() if e.type}):
@@ -108,6 +126,8 @@ def rdf_triples(graph: Graph, base: str = BASE) -> Iterator[tuple[str, str, str]
         yield node, base + "predicate", relation
         yield node, base + "tail", tail
         yield node, base + "source", doc + _slug(edge.doc_id)
+        if edge.confidence is not None:
+            yield node, base + "confidence", _number(edge.confidence)
     for r in sorted({edge.relation for edge in graph.edges}):
         yield rel + _slug(r), RDFS_LABEL, Text(r)
 
@@ -116,6 +136,8 @@ _NT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"}
 
 
 def _nt_term(term: str) -> str:
+    if isinstance(term, Number):
+        return f'"{term}"^^<{XSD_DECIMAL}>'
     if isinstance(term, Text):
         return '"' + re.sub(r'[\\"\n\r]', lambda m: _NT_ESCAPES[m.group()], term) + '"'
     return f"<{term}>"
@@ -139,7 +161,10 @@ def to_rdf(graph: Graph, fmt: str, base: str = BASE) -> str:
     for prefix, ns in (("ie", ""), ("rel", "relation/"), ("type", "type/")):
         g.bind(prefix, base + ns)
     for s, p, o in rdf_triples(graph, base):
-        g.add((URIRef(s), URIRef(p), Literal(str(o)) if isinstance(o, Text) else URIRef(o)))
+        if isinstance(o, Number):
+            g.add((URIRef(s), URIRef(p), Literal(str(o), datatype=URIRef(XSD_DECIMAL))))
+        else:
+            g.add((URIRef(s), URIRef(p), Literal(str(o)) if isinstance(o, Text) else URIRef(o)))
     return g.serialize(format=fmt)
 
 
@@ -149,14 +174,15 @@ def to_neo4j_csv(graph: Graph, folder: Path) -> list[Path]:
     document id may equal an entity id. Text cells are escaped with :func:`csv_cell`."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {
-        "entities.csv": (["id:ID(Entity)", "name", "type", ":LABEL"],
-                         [[e.id, csv_cell(e.name), csv_cell(e.type or ""), "Entity"]
+        "entities.csv": (["id:ID(Entity)", "name", "type", "confidence:float", ":LABEL"],
+                         [[e.id, csv_cell(e.name), csv_cell(e.type or ""), _csv_number(e.confidence), "Entity"]
                           for e in graph.entities.values()]),
         "documents.csv": (["id:ID(Document)", ":LABEL"],
                           [[csv_cell(d), "Document"] for d in sorted(graph.docs)]),
-        "relations.csv": ([":START_ID(Entity)", ":END_ID(Entity)", ":TYPE", "relation", "doc_id"],
-                          [[e.head, e.tail, "RELATION", csv_cell(e.relation), csv_cell(e.doc_id)]
-                           for e in graph.edges]),
+        "relations.csv": ([":START_ID(Entity)", ":END_ID(Entity)", ":TYPE", "relation", "doc_id",
+                           "confidence:float"],
+                          [[e.head, e.tail, "RELATION", csv_cell(e.relation), csv_cell(e.doc_id),
+                            _csv_number(e.confidence)] for e in graph.edges]),
         "mentions.csv": ([":START_ID(Document)", ":END_ID(Entity)", ":TYPE"],
                          [[csv_cell(d), e.id, "MENTIONS"] for e in graph.entities.values()
                           for d in sorted(e.docs)]),
@@ -172,17 +198,30 @@ def to_neo4j_csv(graph: Graph, folder: Path) -> list[Path]:
     return written
 
 
+def _with_confidence(query: str, var: str, rows: list[dict]) -> dict:
+    """The statement, setting ``confidence`` when any row has one (a column of nulls only
+    has no type in an embedded engine: then the property is left out)."""
+    if any(r["confidence"] is not None for r in rows):
+        query += f"{' SET' if var == 'r' else ','} {var}.confidence = row.confidence"
+    else:
+        rows = [{k: v for k, v in r.items() if k != "confidence"} for r in rows]
+    return {"query": query, "parameters": {"rows": rows}}
+
+
 def to_cypher(graph: Graph) -> list[dict]:
     """Statements ``{"query", "parameters"}`` to run in order with a driver:
-    ``session.run(s["query"], s["parameters"])``."""
+    ``session.run(s["query"], s["parameters"])``. Entities and relations carry
+    ``confidence`` as a property when the triples had one."""
     return [
         {"query": CYPHER_DOCS, "parameters": {"rows": [{"id": d} for d in sorted(graph.docs)]}},
-        {"query": CYPHER_ENTITIES, "parameters": {"rows": [
-            {"id": e.id, "name": e.name, "type": e.type} for e in graph.entities.values()]}},
+        _with_confidence(CYPHER_ENTITIES, "e", [
+            {"id": e.id, "name": e.name, "type": e.type, "confidence": e.confidence}
+            for e in graph.entities.values()]),
         {"query": CYPHER_MENTIONS, "parameters": {"rows": [
             {"doc_id": d, "entity_id": e.id} for e in graph.entities.values() for d in sorted(e.docs)]}},
-        {"query": CYPHER_RELATIONS, "parameters": {"rows": [
-            {"head": e.head, "tail": e.tail, "relation": e.relation, "doc_id": e.doc_id} for e in graph.edges]}},
+        _with_confidence(CYPHER_RELATIONS, "r", [
+            {"head": e.head, "tail": e.tail, "relation": e.relation, "doc_id": e.doc_id,
+             "confidence": e.confidence} for e in graph.edges]),
     ]
 
 

@@ -45,6 +45,7 @@ class EntityNode:
     name: str
     type: str | None
     docs: set[str] = field(default_factory=set)
+    confidence: float | None = None  # the highest of its mentions' (a triple end's own)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class Edge:
     relation: str
     tail: str
     doc_id: str
+    # the triple's confidence (the highest when a document states it more than once); not
+    # part of the edge's identity
+    confidence: float | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -67,6 +71,19 @@ def _text(value: Any, what: str, path: Path, n: int) -> str:
     if not isinstance(value, str):
         raise BadInputFile(path, f"{what} must be a string, got {type(value).__name__}", line=n)
     return value
+
+
+def _confidence(value: Any, what: str, path: Path, n: int) -> float | None:
+    """A record's ``confidence``: a number in [0, 1], or absent / null (older builds)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise BadInputFile(path, f"{what}.confidence must be a number in [0, 1] or null, got {value!r}", line=n)
+    return float(value)
+
+
+def _best(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 def _entity(value: Any, what: str, path: Path, n: int) -> tuple[str, str | None]:
@@ -93,7 +110,8 @@ def load_graph(path: str | Path) -> Graph:
     names: dict[str, Counter] = defaultdict(Counter)
     types: dict[str, Counter] = defaultdict(Counter)
     docs_of: dict[str, set[str]] = defaultdict(set)
-    edges: set[Edge] = set()
+    sure: dict[str, float | None] = {}  # entity key → highest confidence of its mentions
+    edges: dict[Edge, float | None] = {}
     all_docs: set[str] = set()
     records, skipped = 0, 0
     for n, rec in _records(path):
@@ -120,14 +138,17 @@ def load_graph(path: str | Path) -> Graph:
                 skipped += 1
                 continue
             ends = []
-            for name, type_ in ((head, head_type), (tail, tail_type)):
+            for name, type_, end in ((head, head_type, "head"), (tail, tail_type, "tail")):
                 key = entity_key(name)
                 names[key][name] += 1
                 if type_:
                     types[key][type_] += 1
                 docs_of[key].add(doc)
+                sure[key] = _best(sure.get(key), _confidence(
+                    t[end].get("confidence"), f"triples[{k}].{end}", path, n))
                 ends.append(entity_id(key))
-            edges.add(Edge(ends[0], relation, ends[1], doc))
+            edge = Edge(ends[0], relation, ends[1], doc)
+            edges[edge] = _best(edges.get(edge), _confidence(t.get("confidence"), f"triples[{k}]", path, n))
     if records == 0:
         raise BadInputFile(path, "no triple records (expected JSON lines with doc_id and triples, "
                                  "as written by `ie-service kg build`)")
@@ -138,6 +159,8 @@ def load_graph(path: str | Path) -> Graph:
         eid = entity_id(key)
         graph.entities[eid] = EntityNode(
             id=eid, name=counter.most_common(1)[0][0],
-            type=types[key].most_common(1)[0][0] if types[key] else None, docs=docs_of[key])
-    graph.edges = sorted(edges, key=lambda e: (e.doc_id, e.head, e.relation, e.tail))
+            type=types[key].most_common(1)[0][0] if types[key] else None, docs=docs_of[key],
+            confidence=sure.get(key))
+    graph.edges = sorted((Edge(e.head, e.relation, e.tail, e.doc_id, c) for e, c in edges.items()),
+                         key=lambda e: (e.doc_id, e.head, e.relation, e.tail))
     return graph

@@ -135,9 +135,12 @@ def page_data(graph: Graph, documents: Iterable[Document] | None = None,
     colors = type_colors(kept)
     deg = degrees(graph)
     merged: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    sure: dict[tuple[str, str, str], float] = {}  # highest confidence over its documents
     for e in graph.edges:
         if e.head in ids and e.tail in ids:
             merged[(e.head, e.relation, e.tail)].add(e.doc_id)
+            if e.confidence is not None:
+                sure[(e.head, e.relation, e.tail)] = max(e.confidence, sure.get((e.head, e.relation, e.tail), 0.0))
     index = None
     if documents is not None:
         wanted = {d for n in kept for d in n.docs} | {d for ds in merged.values() for d in ds}
@@ -145,13 +148,15 @@ def page_data(graph: Graph, documents: Iterable[Document] | None = None,
     name = {n.id: n.name for n in kept}
     nodes = []
     for n in kept:
-        node = {"id": n.id, "name": n.name, "type": n.type, "degree": deg[n.id], **_docs_fields(n.docs)}
+        node = {"id": n.id, "name": n.name, "type": n.type, "degree": deg[n.id], "confidence": n.confidence,
+                **_docs_fields(n.docs)}
         if index is not None:
             node["sentences"] = index.sources(n.docs, [n.name])
         nodes.append(node)
     edges = []
     for i, ((head, relation, tail), docs) in enumerate(sorted(merged.items())):
-        edge = {"id": f"r{i}", "from": head, "to": tail, "relation": relation, **_docs_fields(docs)}
+        edge = {"id": f"r{i}", "from": head, "to": tail, "relation": relation,
+                "confidence": sure.get((head, relation, tail)), **_docs_fields(docs)}
         if index is not None:
             edge["sentences"] = index.sources(docs, {name[head], name[tail]})
         edges.append(edge)

@@ -47,6 +47,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                  "(default: the embedded model)")
     p.add_argument("--prompt-format", default="auto", help="as for serve")
     p.add_argument("--eval-dir", default=None, help="also write the dev splits as gold JSONL here")
+    add_shape_argument(p)
+
+
+def add_shape_argument(p: argparse.ArgumentParser) -> None:
+    from ..extraction.constraints import ANSWER_SHAPES, COMPACT
+
+    p.add_argument("--answer-shape", choices=ANSWER_SHAPES, default=COMPACT,
+                   help="the answers the adapter learns to write: compact (only the labels the text holds; "
+                        "fewer tokens to decode) or full (every label a key, [] for none: OneKE's shape, the "
+                        "v2 adapter's). Recorded in the adapter's manifest; a merged model declares it")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,10 +82,10 @@ def run(args: argparse.Namespace) -> int:
     per_source = {k: int(v) for k, _, v in (p.partition("=") for p in args.source_variants.split(",") if p)}
     splits = training_splits(root, sources)
     train, counts = build_examples(root, sources, render, seed=args.seed, variants=args.variants,
-                                   source_variants=per_source, splits=splits)
+                                   source_variants=per_source, splits=splits, shape=args.answer_shape)
     dev_rows = []
     rng = random.Random(args.seed + 1)
-    builder = ExampleBuilder(render)
+    builder = ExampleBuilder(render, shape=args.answer_shape)
     for s in sources:
         docs = splits[s.name][1]
         inv = Inventory.of(s.task, docs)
@@ -83,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     write_examples(train + dev_rows, out)
     files = {f: file_md5(root / f) for s in sources for f in s.files}
-    meta = {"sources": counts, "files_md5": files, "variants": args.variants,
+    meta = {"sources": counts, "files_md5": files, "variants": args.variants, "answer_shape": args.answer_shape,
             "source_variants": per_source, "seed": args.seed,
             "train_examples": len(train), "dev_examples": len(dev_rows)}
     meta_path(out).write_text(json.dumps(meta, ensure_ascii=False, indent=1))

@@ -103,6 +103,18 @@ def read_examples(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def answer_shape_of(rows: list[dict]) -> str:
+    """The answer shape the examples teach (each row's ``answer_shape``; ``full`` for rows
+    rendered before shapes existed). One adapter learns one shape: a mixed file is refused."""
+    shapes = {r.get("answer_shape", "full") for r in rows}
+    if len(shapes) > 1:
+        from ..user_errors import UserInputError
+
+        raise UserInputError(f"the examples mix answer shapes {sorted(shapes)}: render them with one "
+                             "--answer-shape")
+    return shapes.pop() if shapes else "full"
+
+
 def content_md5(path: Path) -> str:
     """md5 of a gzip file's uncompressed bytes (its header holds a time stamp)."""
     h = hashlib.md5()
@@ -213,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
 
     examples_path = Path(args.examples)
     rows = read_examples(examples_path)
+    shape = answer_shape_of(rows)
     train_rows = mixed([r for r in rows if r.get("split", "train") == "train"], parse_mix(args.mix), rng)
     dev_rows = [r for r in rows if r.get("split") == "dev"]
     dev_rows = random.Random(args.seed + 1).sample(dev_rows, min(args.dev_examples, len(dev_rows)))
@@ -364,6 +377,7 @@ def run(args: argparse.Namespace) -> int:
         "machine": machine(device), "commit": args.commit or project_commit(),
         "versions": _versions(),
         "reproduce": f"--max-steps {state['step']} --seed {args.seed}",
+        "answer_shape": shape,  # weights merge-lora declares it in the merged model's ie_service.json
     }
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
     print(json.dumps({k: manifest[k] for k in ("steps", "tokens_seen", "train_seconds", "tokens_per_second")}))

@@ -52,6 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="skip the steps already done in OUT")
+    from .data import add_shape_argument
+
+    add_shape_argument(p)
 
 
 def _parsed(add: Any, argv: list[str]) -> argparse.Namespace:
@@ -71,10 +74,12 @@ def data_step(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         from ..weights.md5 import file_md5
 
         saved = json.loads(meta.read_text())
-        if saved.get("files_md5") == {str(Path(f)): file_md5(f) for f in args.from_files}:
+        if (saved.get("files_md5") == {str(Path(f)): file_md5(f) for f in args.from_files}
+                and saved.get("answer_shape", "full") == getattr(args, "answer_shape", "compact")):
             return saved
     argv = ["--out", str(examples), "--dev-share", str(args.dev_share), "--license", args.license,
-            "--mix-builtin", str(args.mix_builtin), "--seed", str(args.seed)]
+            "--mix-builtin", str(args.mix_builtin), "--seed", str(args.seed),
+            "--answer-shape", getattr(args, "answer_shape", "compact")]
     for f in args.from_files:
         argv += ["--from", f]
     for flag, value in (("--data-dir", args.data_dir), ("--format", args.format), ("--model", args.model)):

@@ -6,6 +6,13 @@ out of training: the set's own dev file where it has one that we evaluate on (UN
 PHEE), four FewRel relations held out entirely (zero-shot relation types), and a
 deterministic 10% of everything else (by a hash of the sentence, so it never moves). A
 sentence that is also in a named test set is never trained on (74 of FewFC train are).
+
+Relation direction (issue 29): every RE source renders the relation's *subject* as the head,
+read the way its name reads in English. FewRel's ``h`` is the Wikidata subject (a noun name
+reads "the subject's <name> is the object": ``X mother Y`` = Y is X's mother; ``X follows
+Y`` = X comes after Y); FewRel-PubMed's copy is already swapped to subject-first; KnowledgeNet
+names its subject and object per property (``properties.json``, with types), renamed here to
+verb phrases that read subject → object (``founded by``: the organization, then the founder).
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ class Source:
     files: tuple[str, ...]  # relative to the data folder
     read: Callable[[Path, "Source"], tuple[list[GoldDoc], list[GoldDoc]]]  # → (train, dev)
     descriptions: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # RE: relation → (head type, tail type), for typed schemas ([{"relation", "head_type", "tail_type"}])
+    types: dict[str, tuple[str, str]] = field(default_factory=dict, compare=False, hash=False)
 
 
 def is_dev(text: str, share: float = DEV_SHARE) -> bool:
@@ -184,6 +193,74 @@ def _read_fewrel(root: Path, src: Source) -> tuple[list[GoldDoc], list[GoldDoc]]
     return splits["train"], splits["dev"]
 
 
+def read_fewrel_pubmed(path: Path) -> list[GoldDoc]:
+    """FewRel 2.0 PubMed (the copy swapped to subject-first): ``{"causative_agent_of": [rows]}``
+    → one-triple documents, the relation named in words (``causative agent of``)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    docs = []
+    for rel, rows in data.items():
+        name = rel.replace("_", " ")
+        for row in rows:
+            toks = row["tokens"]
+            head = " ".join(toks[i] for i in row["h"][2][0])
+            tail = " ".join(toks[i] for i in row["t"][2][0])
+            docs.append(GoldDoc(id=f"fewrel-pubmed-{len(docs)}", text=" ".join(toks), relations=[(head, name, tail)]))
+    return docs
+
+
+def _read_fewrel_pubmed(root: Path, src: Source) -> tuple[list[GoldDoc], list[GoldDoc]]:
+    return _hash_split(read_fewrel_pubmed(root / src.files[0]))
+
+
+# KnowledgeNet property → (relation as it reads subject → object, head type, tail type).
+# SPOUSE is left out: "spouse" is one of FewRel's zero-shot relations (FEWREL_HELD_OUT).
+KNOWLEDGENET = {
+    "DATE_OF_BIRTH": ("born on", "person", "date"),
+    "DATE_OF_DEATH": ("died on", "person", "date"),
+    "PLACE_OF_BIRTH": ("born in", "person", "location"),
+    "PLACE_OF_RESIDENCE": ("lives in", "person", "location"),
+    "NATIONALITY": ("citizen of", "person", "country"),
+    "EMPLOYEE_OR_MEMBER_OF": ("works for", "person", "organization"),
+    "EDUCATED_AT": ("educated at", "person", "educational institution"),
+    "POLITICAL_AFFILIATION": ("member of party", "person", "political party"),
+    "CHILD_OF": ("child of", "person", "person"),
+    "DATE_FOUNDED": ("founded on", "organization", "date"),
+    "HEADQUARTERS": ("headquartered in", "organization", "location"),
+    "SUBSIDIARY_OF": ("subsidiary of", "organization", "organization"),
+    "FOUNDED_BY": ("founded by", "organization", "founder"),
+    "CEO": ("CEO", "organization", "person"),
+}
+
+
+def read_knowledgenet(path: Path) -> list[GoldDoc]:
+    """KnowledgeNet passages → documents with (subject, relation, object) triples. Passages
+    with a pronoun argument, or a fact whose ends are the same string, are left out (the fact
+    would be a false negative without it);
+    ``extra["annotated"]`` lists the relations the passage is exhaustively annotated for:
+    the only ones a schema may add as distractors (any other may hold unannotated)."""
+    docs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if any(f.get("pronoun_argument") or f["subject"]["text"].lower() == f["object"]["text"].lower()
+               for f in row["facts"]):
+            continue  # a same-string head and tail ("Arles" based in "Arles") is no expressible triple
+        text = row["passageText"]
+        relations = list(dict.fromkeys(
+            (f["subject"]["text"], KNOWLEDGENET[f["property"]][0], f["object"]["text"])
+            for f in row["facts"] if f["property"] in KNOWLEDGENET))
+        annotated = [KNOWLEDGENET[p][0] for p in row["exhaustivelyAnnotatedProperties"] if p in KNOWLEDGENET]
+        if annotated:
+            docs.append(GoldDoc(id=f"knowledgenet-{row['documentId']}-{len(docs)}", text=text,
+                                relations=relations, extra={"annotated": annotated}))
+    return docs
+
+
+def _read_knowledgenet(root: Path, src: Source) -> tuple[list[GoldDoc], list[GoldDoc]]:
+    return _hash_split(read_knowledgenet(root / src.files[0]))
+
+
 SOURCES: tuple[Source, ...] = (
     Source("wnut17", "ner", "en", "CC BY 4.0",
            ("wnut17/wnut17train.conll", "wnut17/emerging.dev.conll"), _read_wnut),
@@ -194,6 +271,9 @@ SOURCES: tuple[Source, ...] = (
     Source("crossner", "ner", "en", "MIT",
            ("crossner/ai-train.json", "crossner/music-train.json"), _read_crossner),
     Source("fewrel", "re", "en", "MIT", ("fewrel/val_wiki.json", "fewrel/pid2name.json"), _read_fewrel),
+    Source("fewrel-pubmed", "re", "en", "MIT", ("fewrel_pubmed/val_pubmed.directed.json",), _read_fewrel_pubmed),
+    Source("knowledgenet", "re", "en", "CC BY-SA 4.0", ("knowledgenet/train.jsonl",), _read_knowledgenet,
+           types={name: (head, tail) for name, head, tail in KNOWLEDGENET.values()}),
     Source("phee", "ee", "en", "MIT", ("phee/train.json", "phee/dev.json"), _read_phee),
     Source("fewfc", "ee", "zh", "CC BY-SA 4.0", ("fewfc/train_base.json",), _read_fewfc),
 )

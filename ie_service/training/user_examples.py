@@ -36,10 +36,11 @@ def read_files(paths: list[str], fmt: str | None) -> list[UserFile]:
 
 
 def report_bad_rows(files: list[UserFile], strict: bool) -> None:
-    """Print every file's bad rows to stderr (one line per reason); raise with ``strict``."""
+    """Print every file's bad rows to stderr (one line per reason); with ``strict`` raise,
+    naming the first reason (the error line says it once) after the others (``also:``)."""
     problems = [line for f in files for line in f.problems()]
-    for line in problems:
-        print(("error: " if strict else "skipped: ") + line, file=sys.stderr)
+    for line in problems[1:] if strict else problems:
+        print(("also: " if strict else "skipped: ") + line, file=sys.stderr)
     if strict and problems:
         n = sum(len(f.bad) for f in files)
         raise BadRows(f"{n} bad row(s) and --strict: {problems[0]}")
@@ -67,9 +68,10 @@ def render_user_data(args: argparse.Namespace) -> dict[str, Any]:
     variants = per_source.get("user", USER_VARIANTS)
     train: list[dict] = []
     counts: dict[str, Any] = {}
+    shape = getattr(args, "answer_shape", "compact")
     for s in tqdm(sets, desc="render", unit="set"):  # distractors: each file's own labels
         made, c = build_examples(Path("."), [s.source], render, seed=args.seed, variants=variants,
-                                 splits={s.source.name: (s.train, s.dev, 0)})
+                                 splits={s.source.name: (s.train, s.dev, 0)}, shape=shape)
         train += made
         counts.update(c)
     user_examples = len(train)
@@ -78,11 +80,11 @@ def render_user_data(args: argparse.Namespace) -> dict[str, Any]:
         root = Path(args.data_dir) if args.data_dir else data_dir() / "train"
         if not root.is_dir():
             raise UserInputError(f"--mix-builtin needs the built-in training sets: no folder {root} (--data-dir)")
-        extra, c = builtin_examples(root, render, builtin_count, args.seed)
+        extra, c = builtin_examples(root, render, builtin_count, args.seed, shape)
         train += extra
         counts.update(c)
     random.Random(args.seed).shuffle(train)
-    builder = ExampleBuilder(render)
+    builder = ExampleBuilder(render, shape=shape)
     rng = random.Random(args.seed + 1)
     dev_rows = []
     for s in tqdm(sets, desc="dev examples", unit="set"):
@@ -101,7 +103,7 @@ def render_user_data(args: argparse.Namespace) -> dict[str, Any]:
             eval_files[task] = {"file": str(path), "docs": len(docs)}
     meta = {"from": [f.report() for f in files], "files_md5": {str(f.path): file_md5(f.path) for f in files},
             "sources": counts, "variants": variants, "seed": args.seed, "dev_share": args.dev_share,
-            "mix_builtin": args.mix_builtin, "license": args.license,
+            "mix_builtin": args.mix_builtin, "license": args.license, "answer_shape": shape,
             "user_examples": user_examples, "builtin_examples": len(train) - user_examples,
             "train_examples": len(train), "dev_examples": len(dev_rows), "eval": eval_files}
     meta_path(out).write_text(json.dumps(meta, ensure_ascii=False, indent=1))

@@ -88,7 +88,7 @@ def builtin_sample(data_dir: Path, count: int, seed: int) -> dict[str, tuple[lis
 
 
 def builtin_examples(data_dir: Path, render: Callable[[str, str], str], count: int,
-                     seed: int) -> tuple[list[dict], dict[str, Any]]:
+                     seed: int, shape: str = "full") -> tuple[list[dict], dict[str, Any]]:
     """About ``count`` examples of the built-in sets (one schema per sampled document)."""
     from .examples import build_examples
     from .sources import SOURCES
@@ -96,5 +96,6 @@ def builtin_examples(data_dir: Path, render: Callable[[str, str], str], count: i
     if count <= 0:
         return [], {}
     splits = builtin_sample(data_dir, count, seed)
-    examples, counts = build_examples(data_dir, list(SOURCES), render, seed=seed, variants=1, splits=splits)
+    examples, counts = build_examples(data_dir, list(SOURCES), render, seed=seed, variants=1, splits=splits,
+                                      shape=shape)
     return examples, {f"builtin:{k}": v for k, v in counts.items()}

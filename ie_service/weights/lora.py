@@ -73,7 +73,8 @@ def merged_format(base: Path, lora: Path, out: Path) -> tuple[str, str] | None:
 
 def merge_lora(base: str | Path, lora: str | Path, out: str | Path, *, dtype: str = "float32",
                force: bool = False, prompt_format: str | None = None) -> Path:
-    """Merge, then write ``ie_service.json`` (``prompt_format``, else :func:`merged_format`)."""
+    """Merge, then write ``ie_service.json`` (``prompt_format``, else :func:`merged_format`;
+    the adapter manifest's ``answer_shape``)."""
     import torch
 
     from ..engine.model_inspect import check_format_name
@@ -110,4 +111,8 @@ def merge_lora(base: str | Path, lora: str | Path, out: str | Path, *, dtype: st
             write_sidecar(tmp, prompt_format, "weights merge-lora --prompt-format")
         elif (found := merged_format(base, lora, tmp)) is not None:
             write_sidecar(tmp, *found)
+        from ..engine.model_inspect import adapter_answer_shape, set_answer_shape
+
+        if (shape := adapter_answer_shape(lora)) is not None:  # what the adapter was trained to write
+            set_answer_shape(tmp, shape)
     return Path(out)

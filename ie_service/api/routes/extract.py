@@ -40,6 +40,7 @@ async def _run(request: Request, task: Task, texts: list[str], body: ExtractOpti
         for kind in ATTENTION:
             metrics.extraction.labels(task.name, kind).inc(getattr(o.stats, kind))
         metrics.output_tokens.labels(task.name).inc(o.stats.output_tokens)
+        metrics.observe_prompts(task.name, o.stats.prompt_tokens, o.stats.cached_prompt_tokens)
     return [_response(task, o) for o in outcomes]
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from ..disconnect import cancel_on_disconnect
 from ..errors import RESPONSES
-from ..state import engine_of
+from ..state import engine_of, metrics_of
 from ..wire import GenerateRequest, GenerateResponse
 
 router = APIRouter(responses=RESPONSES)
@@ -20,6 +20,7 @@ async def generate(body: GenerateRequest, request: Request) -> GenerateResponse:
     prompt = engine.render(body.instruction, body.input)
     extra = {"adapter": body.adapter} if body.adapter is not None else {}
     result = await cancel_on_disconnect(request, engine.generate(prompt, body.parameters, body.json_schema, **extra))
+    metrics_of(request).observe_prompts("generate", result.num_prompt_tokens, result.num_cached_tokens)
     return GenerateResponse(
         generated_text=result.text,
         num_output_tokens_cf=result.num_output_tokens,

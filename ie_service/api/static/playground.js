@@ -1,6 +1,6 @@
 // ie-service playground. Every piece of data reaches the DOM through textContent (no HTML
 // parsing of data); the page is served under a CSP that allows only this script and its stylesheet.
-// A URL fragment presets the form: #task=ner&schema=person,location&text=...&run=1
+// A URL fragment presets the form: #task=ner&schema=person,location&text=...&min_confidence=0.5&run=1
 "use strict";
 
 const PALETTE = ["#8ecae6", "#ffb703", "#90be6d", "#f4a3c1", "#c3a6ff", "#f9844a", "#4cc9f0", "#e9c46a",
@@ -35,7 +35,7 @@ const HINTS = {
 };
 
 const $ = (id) => document.getElementById(id);
-const state = {task: "ner", templates: [], colors: new Map(), last: null};
+const state = {task: "ner", templates: [], colors: new Map(), last: null, lastTask: null, lastText: ""};
 
 function el(tag, text, cls) {
   const node = document.createElement(tag);
@@ -94,7 +94,9 @@ function schemaText(schema) {
   return JSON.stringify(schema, null, 1);
 }
 
-function request() {
+// curl: the copied command asks the service for what the slider shows; the page itself
+// asks for every record and filters them here, so the slider can go down again.
+function request(curl = false) {
   const task = state.task;
   const parameters = {max_tokens: Number($("max-tokens").value), temperature: Number($("temperature").value)};
   if (task === "generate") {
@@ -103,6 +105,8 @@ function request() {
   const body = {text: $("text").value, schema: parseSchema($("schema").value, task),
                 language: $("language").value, constrained: $("constrained").checked, parameters};
   if ($("template").value) body.template = $("template").value;
+  const min = minConfidence();
+  if (curl && min > 0) body.min_confidence = min;
   return {path: "/extract/" + task, body};
 }
 
@@ -145,11 +149,38 @@ function selectTask(task, preset = true) {
 
 // --- results -------------------------------------------------------------------------------
 
+function minConfidence() {
+  return Number($("min-confidence").value) || 0;
+}
+
+function confidenceText(record) {
+  return record && typeof record.confidence === "number" ? record.confidence.toFixed(2) : "—";
+}
+
+// A record without a confidence (an engine that gave none) always passes, as on the server.
+function passes(record, min) {
+  return !record || typeof record.confidence !== "number" || record.confidence >= min;
+}
+
+// The records at or above the slider's threshold (an event keeps its arguments above it);
+// the slider filters the last answer here, no new request.
+function filtered(data, min) {
+  if (!(min > 0)) return {data, hidden: 0};
+  const out = {...data};
+  let hidden = 0;
+  const keep = (list) => (list || []).filter((r) => passes(r, min) || (hidden++, false));
+  if (data.entities) out.entities = keep(data.entities);
+  if (data.triples) out.triples = keep(data.triples);
+  if (data.events) out.events = keep(data.events).map((ev) => ({...ev, arguments: keep(ev.arguments)}));
+  return {data: out, hidden};
+}
+
 function spansOf(task, data) {
   const spans = [];
   const add = (span, type, label) => {
     if (span && span.grounded && Number.isInteger(span.start) && Number.isInteger(span.end)) {
-      spans.push({start: span.start, end: span.end, type, label, grounded: span.grounded});
+      spans.push({start: span.start, end: span.end, type, label, grounded: span.grounded,
+                  confidence: span.confidence});
     }
   };
   if (task === "ner") for (const e of data.entities || []) add(e, e.type, e.type);
@@ -193,7 +224,9 @@ function renderHighlight(text, spans) {
     mark.dataset.type = String(s.type);
     mark.dataset.start = String(s.start);
     mark.dataset.end = String(s.end);
-    mark.title = s.label + "\n[" + s.start + ", " + s.end + ")  grounded: " + s.grounded;
+    if (typeof s.confidence === "number") mark.dataset.confidence = s.confidence.toFixed(4);
+    mark.title = s.label + "\n[" + s.start + ", " + s.end + ")  grounded: " + s.grounded +
+      "  confidence: " + confidenceText(s);
     box.appendChild(mark);
     at = s.end;
   }
@@ -222,6 +255,27 @@ function entityCell(entity) {
   return td;
 }
 
+function renderEntities(entities) {
+  const table = $("entities");
+  const body = table.tBodies[0];
+  clear(body);
+  table.hidden = !entities;
+  for (const e of entities || []) {
+    const row = el("tr");
+    row.appendChild(el("td", e.text, e.grounded ? "" : "ungrounded"));
+    row.appendChild(el("td", e.type, "type"));
+    row.appendChild(el("td", confidenceText(e), "conf"));
+    body.appendChild(row);
+  }
+  if (entities && !entities.length) {
+    const row = el("tr");
+    const td = el("td", "no entities");
+    td.colSpan = 3;
+    row.appendChild(td);
+    body.appendChild(row);
+  }
+}
+
 function renderTriples(triples) {
   const table = $("triples");
   const body = table.tBodies[0];
@@ -232,12 +286,13 @@ function renderTriples(triples) {
     row.appendChild(entityCell(t.head));
     row.appendChild(el("td", t.relation, "relation"));
     row.appendChild(entityCell(t.tail));
+    row.appendChild(el("td", confidenceText(t), "conf"));
     body.appendChild(row);
   }
   if (triples && !triples.length) {
     const row = el("tr");
     const td = el("td", "no triples");
-    td.colSpan = 3;
+    td.colSpan = 4;
     row.appendChild(td);
     body.appendChild(row);
   }
@@ -249,6 +304,7 @@ function renderEvents(events) {
   for (const ev of events || []) {
     const card = el("div", null, "event");
     const title = el("h3", ev.type);
+    title.appendChild(el("span", confidenceText(ev), "conf"));
     title.style.borderColor = colorOf(ev.type);
     card.appendChild(title);
     const dl = el("dl");
@@ -256,7 +312,9 @@ function renderEvents(events) {
     dl.appendChild(el("dd", ev.trigger ? ev.trigger.text : "—"));
     for (const a of ev.arguments || []) {
       dl.appendChild(el("dt", a.role));
-      dl.appendChild(el("dd", a.text, a.grounded ? "" : "ungrounded"));
+      const dd = el("dd", a.text, a.grounded ? "" : "ungrounded");
+      dd.appendChild(el("span", " " + confidenceText(a), "conf"));
+      dl.appendChild(dd);
     }
     card.appendChild(dl);
     box.appendChild(card);
@@ -267,12 +325,16 @@ function renderEvents(events) {
 function renderResult(task, text, data) {
   state.colors = new Map();
   state.last = data;
+  state.lastTask = task;
+  state.lastText = text;
   $("raw").textContent = JSON.stringify(data, null, 2);
   const warnings = $("warnings");
   clear(warnings);
+  $("confidence-filter").hidden = task === "generate";
   if (task === "generate") {
     clear($("highlight"));
     clear($("legend"));
+    renderEntities(null);
     renderTriples(null);
     renderEvents(null);
     $("generated").hidden = false;
@@ -281,18 +343,32 @@ function renderResult(task, text, data) {
     return;
   }
   $("generated").hidden = true;
-  const spans = spansOf(task, data);
-  renderHighlight(text, spans);
-  renderLegend(spans);
-  renderTriples(task === "re" ? data.triples || [] : null);
-  renderEvents(task === "ee" ? data.events || [] : null);
-  for (const w of data.warnings || []) warnings.appendChild(el("li", w));
-  for (const u of ungroundedOf(task, data)) warnings.appendChild(el("li", "not in the text: " + u));
+  renderRecords();
   const s = data.stats || {};
   $("stats").textContent = "template " + data.template + " · language " + data.language + " · " +
     ["prompts", "chunks", "output_tokens", "truncated", "unparseable", "ungrounded"]
       .map((k) => k + " " + (s[k] ?? 0)).join(" · ");
   if (data.raw_output) $("raw").textContent = data.raw_output.join("\n---\n") + "\n\n" + JSON.stringify(data, null, 2);
+}
+
+// The parts of the last answer that the confidence slider filters.
+function renderRecords() {
+  const task = state.lastTask;
+  if (!state.last || task === "generate") return;
+  const min = minConfidence();
+  $("min-confidence-value").textContent = min.toFixed(2);
+  const {data, hidden} = filtered(state.last, min);
+  $("hidden-count").textContent = hidden ? hidden + " below the threshold hidden" : "";
+  const spans = spansOf(task, data);
+  renderHighlight(state.lastText, spans);
+  renderLegend(spans);
+  renderEntities(task === "ner" ? data.entities || [] : null);
+  renderTriples(task === "re" ? data.triples || [] : null);
+  renderEvents(task === "ee" ? data.events || [] : null);
+  const warnings = $("warnings");
+  clear(warnings);
+  for (const w of data.warnings || []) warnings.appendChild(el("li", w));
+  for (const u of ungroundedOf(task, data)) warnings.appendChild(el("li", "not in the text: " + u));
 }
 
 async function run() {
@@ -327,7 +403,7 @@ function shellQuote(s) {
 }
 
 function curlCommand() {
-  const req = request();
+  const req = request(true);
   const parts = ["curl -s " + shellQuote(location.origin + req.path), "-H 'content-type: application/json'"];
   if (apiKey()) parts.push("-H \"authorization: Bearer $IE_API_KEY\"");
   parts.push("-d " + shellQuote(JSON.stringify(req.body)));
@@ -374,11 +450,13 @@ function init() {
   $("preset").addEventListener("change", () => applyPreset($("preset").value));
   $("run").addEventListener("click", run);
   $("copy-curl").addEventListener("click", copyCurl);
+  $("min-confidence").addEventListener("input", renderRecords);
   const params = new URLSearchParams(location.hash.slice(1));
   const task = params.get("task");
   selectTask(PRESETS[task] ? task : "ner");
   for (const [name, id] of [["text", "text"], ["schema", "schema"], ["input", "gen-input"],
-                            ["language", "language"], ["max_tokens", "max-tokens"]]) {
+                            ["language", "language"], ["max_tokens", "max-tokens"],
+                            ["min_confidence", "min-confidence"]]) {
     if (params.has(name)) $(id).value = params.get(name);
   }
   document.body.dataset.status = "ready";

@@ -93,14 +93,18 @@ class Task(ABC, Generic[L]):
         return ", ".join(label.name for label in group)
 
     @abstractmethod
-    def json_schema(self, group: list[L]) -> dict[str, Any]:
-        """The answer's JSON schema, enforced while decoding (cache it: one grammar each)."""
+    def json_schema(self, group: list[L], shape: str = "full") -> dict[str, Any]:
+        """The answer's JSON schema, enforced while decoding (cache it: one grammar each).
+        ``shape``: the model's answer shape, ``full`` (every label a key) or ``compact``
+        (only labels with something, in order, lists non-empty; see ``constraints``). The
+        extractor passes ``shape`` only for a compact model, so a task that knows only
+        ``full`` keeps working with every other model."""
 
-    def answer_grammar(self, group: list[L]) -> str | None:
-        """Grounded decoding: ``json_schema(group)``'s shape as xgrammar EBNF rules (``root``
-        and what it needs) whose span values use the rule ``span`` (a quoted run of the
-        chunk's text, see ``extraction.grounded_grammar``). None: the task has no grounded
-        form and keeps its JSON schema."""
+    def answer_grammar(self, group: list[L], shape: str = "full") -> str | None:
+        """Grounded decoding: ``json_schema(group, shape)``'s shape as xgrammar EBNF rules
+        (``root`` and what it needs) whose span values use the rule ``span`` (a quoted run of
+        the chunk's text, see ``extraction.grounded_grammar``). None: the task has no
+        grounded form and keeps its JSON schema."""
         return None
 
     @abstractmethod
@@ -138,10 +142,11 @@ class Task(ABC, Generic[L]):
         """Score kind → tuples of a response (JSON) of this task's route."""
 
     @abstractmethod
-    def gold_answer(self, doc: GoldDoc, group: list[L]) -> dict[str, Any]:
+    def gold_answer(self, doc: GoldDoc, group: list[L], shape: str = "full") -> dict[str, Any]:
         """The answer the constrained decoder would give for ``doc`` and one label group:
-        keys are the group's labels in order, the shape is ``json_schema(group)``'s.
-        Spans are the text's own spelling. NotExpressible when a bound is exceeded."""
+        keys are the group's labels in order (compact: those with something), the shape is
+        ``json_schema(group, shape)``'s. Spans are the text's own spelling. NotExpressible
+        when a bound is exceeded."""
 
 
 class TriggersOnly(ABC):

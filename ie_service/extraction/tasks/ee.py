@@ -10,14 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...gold import GoldDoc, GoldEvent
 from ..constraints import (
-    MAX_ARGUMENT_CHARS, MAX_ARGUMENT_VALUES, MAX_EVENTS, MAX_TRIGGER_CHARS, list_of, strict_object,
+    FULL, MAX_ARGUMENT_CHARS, MAX_ARGUMENT_VALUES, MAX_EVENTS, MAX_TRIGGER_CHARS, answer_list, answer_object,
+    compacted, strict_object,
 )
-from ..grounded_grammar import SPAN_RULE, bounded_list, strict_object_rule
+from ..grounded_grammar import SPAN_RULE, answer_object_rules, bounded_list, strict_object_rule
 from ..lenient_json import find_json
 from ..parsing import LabelSet, Parsed, first, known, span_values, value_text
 from ..records import Span
 from ..schema import SchemaError, check_nonempty, check_unique, clean_name
 from .base import Grounder, NotExpressible, Task, TriggersOnly, bounded, gold_span, span_key
+from ..confidence import lowest, span_confidence  # after .base: it imports base
 
 
 class EventType(BaseModel):
@@ -46,6 +48,8 @@ class Event(BaseModel):
     type: str
     trigger: Span | None = None
     arguments: list[Argument] = Field(default_factory=list)
+    confidence: float | None = Field(None, ge=0.0, le=1.0, description=(
+        "the trigger's confidence (without a trigger: the lowest of its arguments')"))
 
 
 def event_types(schema: Any) -> list[EventType]:
@@ -79,34 +83,36 @@ def event_types(schema: Any) -> list[EventType]:
 
 
 @lru_cache(maxsize=512)
-def ee_schema(events: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, Any]:
+def ee_schema(events: tuple[tuple[str, tuple[str, ...]], ...], shape: str = FULL) -> dict[str, Any]:
     """``{"质押": [{"trigger": "...", "arguments": {"质押方": "...", ...}}]}``; a missing
     argument is the empty string (OneKE's ``NAN`` is also accepted by the parser), a role
-    with several values is a list of strings."""
+    with several values is a list of strings. Compact: a missing argument's role is left
+    out (and so is an event type without events)."""
     trigger = {"type": "string", "minLength": 1, "maxLength": MAX_TRIGGER_CHARS}
     one = {"type": "string", "maxLength": MAX_ARGUMENT_CHARS}
     several = {"type": "array", "items": {**one, "minLength": 1}, "minItems": 2,
                "maxItems": MAX_ARGUMENT_VALUES}
-    argument = {"anyOf": [one, several]}
+    argument = {"anyOf": [one if shape == FULL else {**one, "minLength": 1}, several]}
     props = {}
     for name, roles in events:
-        arguments = strict_object({role: argument for role in roles})
-        props[name] = list_of(strict_object({"trigger": trigger, "arguments": arguments}), MAX_EVENTS)
-    return strict_object(props)
+        arguments = answer_object({role: argument for role in roles}, shape)
+        props[name] = answer_list(strict_object({"trigger": trigger, "arguments": arguments}), shape, MAX_EVENTS)
+    return answer_object(props, shape)
 
 
 @lru_cache(maxsize=512)
-def ee_grammar(events: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
-    """``ee_schema``'s shape with a grounded trigger and arguments: a role is ``""``, one
-    span, or a list of 2..MAX_ARGUMENT_VALUES spans."""
+def ee_grammar(events: tuple[tuple[str, tuple[str, ...]], ...], shape: str = FULL) -> str:
+    """``ee_schema``'s shape with a grounded trigger and arguments: a role is ``""`` (full
+    shape only), one span, or a list of 2..MAX_ARGUMENT_VALUES spans."""
     several = bounded_list(SPAN_RULE, MAX_ARGUMENT_VALUES, min_items=2)
-    lines = [f'argument ::= "\\"\\"" | {SPAN_RULE} | {several}']
+    empty = '"\\"\\"" | ' if shape == FULL else ""
+    lines = [f'argument ::= {empty}{SPAN_RULE} | {several}']
     props = []
     for i, (name, roles) in enumerate(events):
-        arguments = strict_object_rule([(role, "argument") for role in roles])
-        lines.append(f"event{i} ::= " + strict_object_rule([("trigger", SPAN_RULE), ("arguments", arguments)]))
-        props.append((name, bounded_list(f"event{i}", MAX_EVENTS)))
-    return "\n".join(["root ::= " + strict_object_rule(props), *lines])
+        lines += answer_object_rules(f"arguments{i}", [(role, "argument") for role in roles], shape)
+        lines.append(f"event{i} ::= " + strict_object_rule([("trigger", SPAN_RULE), ("arguments", f"arguments{i}")]))
+        props.append((name, bounded_list(f"event{i}", MAX_EVENTS, min_items=0 if shape == FULL else 1)))
+    return "\n".join([*answer_object_rules("root", props, shape), *lines])
 
 
 EventRecord = tuple[str, str | None, list[tuple[str, str]]]
@@ -165,8 +171,9 @@ def parse_ee(text: str, events: dict[str, list[str]]) -> Parsed:
     return out
 
 
-def _gold_event(text: str, event: GoldEvent, roles: list[str]) -> dict[str, Any]:
-    """One event of the answer: every role, "" when it has no value, a list for several."""
+def _gold_event(text: str, event: GoldEvent, roles: list[str], shape: str = FULL) -> dict[str, Any]:
+    """One event of the answer: every role, "" when it has no value (compact: left out), a
+    list for several."""
     if not event.trigger:
         raise NotExpressible("event without a trigger")
     arguments: dict[str, Any] = {}
@@ -174,6 +181,8 @@ def _gold_event(text: str, event: GoldEvent, roles: list[str]) -> dict[str, Any]
         values = bounded([gold_span(text, v, MAX_ARGUMENT_CHARS) for r, v in event.arguments if r == role],
                          MAX_ARGUMENT_VALUES, "values of one role")
         arguments[role] = values[0] if len(values) == 1 else values or ""
+    if shape != FULL:
+        arguments = compacted(arguments)
     return {"trigger": gold_span(text, event.trigger, MAX_TRIGGER_CHARS), "arguments": arguments}
 
 
@@ -195,24 +204,24 @@ class EE(Task[EventType], TriggersOnly):
     def labels_text(self, group: list[EventType]) -> str:
         return "; ".join(f"{e.name} ({', '.join(e.roles)})" for e in group)
 
-    def json_schema(self, group: list[EventType]) -> dict[str, Any]:
-        return ee_schema(tuple((e.name, tuple(e.roles)) for e in group))
+    def json_schema(self, group: list[EventType], shape: str = FULL) -> dict[str, Any]:
+        return ee_schema(tuple((e.name, tuple(e.roles)) for e in group), shape)
 
-    def answer_grammar(self, group: list[EventType]) -> str:
-        return ee_grammar(tuple((e.name, tuple(e.roles)) for e in group))
+    def answer_grammar(self, group: list[EventType], shape: str = FULL) -> str:
+        return ee_grammar(tuple((e.name, tuple(e.roles)) for e in group), shape)
 
     def parse(self, text: str, group: list[EventType]) -> Parsed:
         return parse_ee(text, {e.name: e.roles for e in group})
 
     def build(self, records: list[EventRecord], group: list[EventType], ground: Grounder) -> list[Event]:
-        return [
-            Event(
-                type=etype,
-                trigger=ground.span(trigger) if trigger else None,
-                arguments=[ground.span(value, Argument, role=role) for role, value in args],
-            )
-            for etype, trigger, args in records
-        ]
+        out = []
+        for etype, trigger, args in records:
+            span = ground.span(trigger, confidence=span_confidence(ground, trigger)) if trigger else None
+            arguments = [ground.span(value, Argument, role=role, confidence=span_confidence(ground, value))
+                         for role, value in args]
+            confidence = span.confidence if span is not None else lowest(a.confidence for a in arguments)
+            out.append(Event(type=etype, trigger=span, arguments=arguments, confidence=confidence))
+        return out
 
     def key(self, record: Event) -> tuple:
         args = sorted(str((a.role, *span_key(a))) for a in record.arguments)
@@ -243,14 +252,14 @@ class EE(Task[EventType], TriggersOnly):
         return {"triggers": [(e["type"], e["trigger"]["text"]) for e in events if e.get("trigger")],
                 "arguments": [(f"{e['type']}:{a['role']}", a["text"]) for e in events for a in e["arguments"]]}
 
-    def gold_answer(self, doc: GoldDoc, group: list[EventType]) -> dict[str, Any]:
+    def gold_answer(self, doc: GoldDoc, group: list[EventType], shape: str = FULL) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for label in group:
-            events = [_gold_event(doc.text, e, label.roles) for e in doc.events if e.type == label.name]
+            events = [_gold_event(doc.text, e, label.roles, shape) for e in doc.events if e.type == label.name]
             if len(events) > MAX_EVENTS:
                 raise NotExpressible(f"more than {MAX_EVENTS} events of one type")
             out[label.name] = events
-        return out
+        return out if shape == FULL else compacted(out)
 
     def triggers_only(self, schema: Any, examples: list[dict]) -> tuple[dict[str, list], list[dict]]:
         """Every event record repeats all of its roles, so a small model that fills the

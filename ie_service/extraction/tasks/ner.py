@@ -8,13 +8,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from ...gold import GoldDoc
-from ..constraints import MAX_ITEMS, SPAN, list_of, strict_object
-from ..grounded_grammar import SPAN_RULE, bounded_list, strict_object_rule
+from ..constraints import FULL, MAX_ITEMS, SPAN, answer_list, answer_object, compacted
+from ..grounded_grammar import SPAN_RULE, answer_object_rules, bounded_list
 from ..lenient_json import find_json
 from ..parsing import LABEL_LINE, SEP, TUPLE, LabelSet, Parsed, first, known, span_values, unknown, value_text
 from ..records import Entity
 from ..schema import SchemaError, check_nonempty, check_unique, clean_name
 from .base import Grounder, Task, bounded, gold_span, named, span_key
+from ..confidence import span_confidence  # after .base: it imports base
 
 
 class EntityType(BaseModel):
@@ -39,16 +40,16 @@ def entity_types(schema: Any) -> list[EntityType]:
 
 
 @lru_cache(maxsize=512)
-def ner_schema(labels: tuple[str, ...]) -> dict[str, Any]:
-    """``{"person": ["Obama", ...], "location": [...]}``"""
-    return strict_object({label: list_of(SPAN) for label in labels})
+def ner_schema(labels: tuple[str, ...], shape: str = FULL) -> dict[str, Any]:
+    """``{"person": ["Obama", ...], "location": [...]}`` (compact: ``location`` left out)"""
+    return answer_object({label: answer_list(SPAN, shape) for label in labels}, shape)
 
 
 @lru_cache(maxsize=512)
-def ner_grammar(labels: tuple[str, ...]) -> str:
+def ner_grammar(labels: tuple[str, ...], shape: str = FULL) -> str:
     """``ner_schema``'s shape with grounded spans."""
-    spans = bounded_list(SPAN_RULE, MAX_ITEMS)
-    return "root ::= " + strict_object_rule([(label, spans) for label in labels])
+    spans = bounded_list(SPAN_RULE, MAX_ITEMS, min_items=1 if shape != FULL else 0)
+    return "\n".join(answer_object_rules("root", [(label, spans) for label in labels], shape))
 
 
 def parse_ner(text: str, labels: LabelSet) -> Parsed:
@@ -124,17 +125,18 @@ class NER(Task[EntityType]):
     def prompt_schema(self, group: list[EntityType]) -> Any:
         return named(group)
 
-    def json_schema(self, group: list[EntityType]) -> dict[str, Any]:
-        return ner_schema(tuple(label.name for label in group))
+    def json_schema(self, group: list[EntityType], shape: str = FULL) -> dict[str, Any]:
+        return ner_schema(tuple(label.name for label in group), shape)
 
-    def answer_grammar(self, group: list[EntityType]) -> str:
-        return ner_grammar(tuple(label.name for label in group))
+    def answer_grammar(self, group: list[EntityType], shape: str = FULL) -> str:
+        return ner_grammar(tuple(label.name for label in group), shape)
 
     def parse(self, text: str, group: list[EntityType]) -> Parsed:
         return parse_ner(text, LabelSet(label.name for label in group))
 
     def build(self, records: list[Any], group: list[EntityType], ground: Grounder) -> list[Entity]:
-        return [ground.span(text, Entity, type=label) for text, label in records]
+        return [ground.span(text, Entity, type=label, confidence=span_confidence(ground, text))
+                for text, label in records]
 
     def key(self, record: Entity) -> tuple:
         return (record.type, *span_key(record))
@@ -154,6 +156,7 @@ class NER(Task[EntityType]):
     def predicted_tuples(self, response: dict[str, Any]) -> dict[str, list[tuple]]:
         return {"entities": [(e["type"], e["text"]) for e in response["entities"]]}
 
-    def gold_answer(self, doc: GoldDoc, group: list[EntityType]) -> dict[str, Any]:
-        return {label.name: bounded([gold_span(doc.text, x) for x, t in doc.entities if t == label.name])
-                for label in group}
+    def gold_answer(self, doc: GoldDoc, group: list[EntityType], shape: str = FULL) -> dict[str, Any]:
+        out = {label.name: bounded([gold_span(doc.text, x) for x, t in doc.entities if t == label.name])
+               for label in group}
+        return out if shape == FULL else compacted(out)

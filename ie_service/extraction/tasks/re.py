@@ -1,20 +1,27 @@
-"""RE: relation triples, as ``{"founded by": [{"subject": "...", "object": "..."}]}``."""
+"""RE: relation triples, as ``{"founded by": [{"subject": "...", "object": "..."}]}``.
+
+A relation whose schema gives both ends' types (``head_type`` / ``tail_type``, different
+words) is asked and answered by them: the prompt describes it as ``"organization founded by
+person"`` and its pairs are ``{"organization": "...", "person": "..."}`` (head first), so the
+grammar makes the model say which span is the organization, and the head is always the
+organization's span (a typed relation cannot come back with its ends swapped)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ...gold import GoldDoc
-from ..constraints import MAX_ITEMS, SPAN, list_of, strict_object
-from ..grounded_grammar import SPAN_RULE, bounded_list, strict_object_rule
+from ..constraints import FULL, MAX_ITEMS, SPAN, answer_list, answer_object, compacted, strict_object
+from ..grounded_grammar import SPAN_RULE, answer_object_rules, bounded_list, strict_object_rule
 from ..lenient_json import find_json
 from ..parsing import LABEL_LINE, SEP, TUPLE, LabelSet, Parsed, first, known, value_text
 from ..records import Entity
 from ..schema import SchemaError, check_nonempty, check_unique, clean_name
 from .base import Grounder, Task, bounded, gold_span, named, span_key
+from ..confidence import lowest, span_confidence  # after .base: it imports base
 
 
 class RelationType(BaseModel):
@@ -22,6 +29,29 @@ class RelationType(BaseModel):
     description: str = ""
     head_type: str | None = None
     tail_type: str | None = None
+
+    @property
+    def typed(self) -> bool:
+        """Both ends typed, by different words: the pair's keys are the types."""
+        return bool(self.head_type and self.tail_type
+                    and self.head_type.strip().lower() != self.tail_type.strip().lower())
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        """The pair's keys, head first: the ends' types, else ``subject`` / ``object``."""
+        return (self.head_type, self.tail_type) if self.typed else PAIR_KEYS  # type: ignore[return-value]
+
+    @property
+    def prompt_description(self) -> str:
+        """The description the prompt shows: the typed reading first ("organization founded
+        by person"), then the schema's own description."""
+        if not self.typed:
+            return self.description
+        reading = f"{self.head_type} {self.name} {self.tail_type}"
+        return f"{reading}; {self.description}" if self.description else reading
+
+
+PAIR_KEYS = ("subject", "object")
 
 
 class RelationSpec(BaseModel):
@@ -41,6 +71,8 @@ class Triple(BaseModel):
     head: Entity
     relation: str
     tail: Entity
+    confidence: float | None = Field(None, ge=0.0, le=1.0,
+                                     description="the lower of the head's and the tail's confidence")
 
 
 def relation_types(schema: Any) -> list[RelationType]:
@@ -68,21 +100,37 @@ def relation_types(schema: Any) -> list[RelationType]:
     return out
 
 
-@lru_cache(maxsize=512)
-def re_schema(relations: tuple[str, ...]) -> dict[str, Any]:
-    """``{"founded by": [{"subject": "...", "object": "..."}]}``"""
-    pair = strict_object({"subject": SPAN, "object": SPAN})
-    return strict_object({rel: list_of(pair) for rel in relations})
+Relations = tuple[tuple[str, tuple[str, str]], ...]  # (name, pair keys) per relation
+
+
+def _relations(group: list[RelationType]) -> Relations:
+    return tuple((label.name, label.keys) for label in group)
 
 
 @lru_cache(maxsize=512)
-def re_grammar(relations: tuple[str, ...]) -> str:
-    """``re_schema``'s shape with grounded subject and object."""
-    pairs = bounded_list("pair", MAX_ITEMS)
-    return "\n".join([
-        "root ::= " + strict_object_rule([(rel, pairs) for rel in relations]),
-        "pair ::= " + strict_object_rule([("subject", SPAN_RULE), ("object", SPAN_RULE)]),
-    ])
+def re_schema(relations: Relations | tuple[str, ...], shape: str = FULL) -> dict[str, Any]:
+    """``{"founded by": [{"subject": "...", "object": "..."}]}``; a typed relation's pairs are
+    keyed by its ends' types. ``relations``: (name, keys) pairs, or names (untyped)."""
+    props = {}
+    for rel in relations:
+        name, (head, tail) = (rel, PAIR_KEYS) if isinstance(rel, str) else rel
+        props[name] = answer_list(strict_object({head: SPAN, tail: SPAN}), shape)
+    return answer_object(props, shape)
+
+
+@lru_cache(maxsize=512)
+def re_grammar(relations: Relations | tuple[str, ...], shape: str = FULL) -> str:
+    """``re_schema``'s shape with grounded heads and tails."""
+    minimum = 0 if shape == FULL else 1
+    fields, rules, pair_rules = [], [], {}
+    for rel in relations:
+        name, keys = (rel, PAIR_KEYS) if isinstance(rel, str) else rel
+        if keys not in pair_rules:
+            rule = "pair" if keys == PAIR_KEYS else f"pair{len(pair_rules) + 1}"
+            pair_rules[keys] = rule
+            rules.append(f"{rule} ::= " + strict_object_rule([(keys[0], SPAN_RULE), (keys[1], SPAN_RULE)]))
+        fields.append((name, bounded_list(pair_rules[keys], MAX_ITEMS, min_items=minimum)))
+    return "\n".join([*answer_object_rules("root", fields, shape), *rules])
 
 
 _HEAD = ("subject", "head", "head_entity", "头实体", "主体")
@@ -90,15 +138,17 @@ _TAIL = ("object", "tail", "tail_entity", "尾实体", "客体")
 _REL = ("relation", "predicate", "relation_type", "关系")
 
 
-def _pairs(value: Any) -> list[tuple[str, str]]:
-    """``[{"subject","object"}]``, ``{"subject","object"}`` or ``[[h, t]]`` → pairs."""
+def _pairs(value: Any, keys: tuple[str, str] = PAIR_KEYS) -> list[tuple[str, str]]:
+    """``[{"subject","object"}]`` (or a typed relation's ``[{head_type, tail_type}]``),
+    ``{"subject","object"}`` or ``[[h, t]]`` → pairs."""
     items = value if isinstance(value, list) else [value]
     out = []
     if len(items) == 2 and all(isinstance(v, str) for v in items):
         items = [items]
+    head_keys, tail_keys = (keys[0], *_HEAD), (keys[1], *_TAIL)
     for item in items:
         if isinstance(item, dict):
-            h, t = value_text(first(item, _HEAD)), value_text(first(item, _TAIL))
+            h, t = value_text(first(item, head_keys)), value_text(first(item, tail_keys))
         elif isinstance(item, (list, tuple)) and len(item) == 2:
             h, t = value_text(item[0]), value_text(item[1])
         else:
@@ -108,13 +158,14 @@ def _pairs(value: Any) -> list[tuple[str, str]]:
     return out
 
 
-def parse_re(text: str, relations: LabelSet) -> Parsed:
-    """→ records ``(head, relation, tail)``."""
+def parse_re(text: str, relations: LabelSet, keys: dict[str, tuple[str, str]] | None = None) -> Parsed:
+    """→ records ``(head, relation, tail)``; ``keys``: a typed relation's pair keys (head, tail)."""
     out = Parsed()
     data = find_json(text)
     if isinstance(data, dict) and not any(k in data for k in _REL):
         for key, value in data.items():
-            pairs = _pairs(value)
+            rel = relations.match(key) if isinstance(key, str) else None
+            pairs = _pairs(value, (keys or {}).get(rel, PAIR_KEYS))
             rel = known(out, relations, key, pairs)
             if rel is not None:
                 out.records += [(h, rel, t) for h, t in pairs]
@@ -179,27 +230,33 @@ class RE(Task[RelationType]):
         return relation_types(raw)
 
     def prompt_schema(self, group: list[RelationType]) -> Any:
+        """Names, or ``{name: description}`` when any relation is described or typed (a typed
+        one reads "organization founded by person", naming its answer's keys)."""
+        if any(label.typed for label in group):
+            return {label.name: label.prompt_description for label in group}
         return named(group)
 
-    def json_schema(self, group: list[RelationType]) -> dict[str, Any]:
-        return re_schema(tuple(label.name for label in group))
+    def json_schema(self, group: list[RelationType], shape: str = FULL) -> dict[str, Any]:
+        return re_schema(_relations(group), shape)
 
-    def answer_grammar(self, group: list[RelationType]) -> str:
-        return re_grammar(tuple(label.name for label in group))
+    def answer_grammar(self, group: list[RelationType], shape: str = FULL) -> str:
+        return re_grammar(_relations(group), shape)
 
     def parse(self, text: str, group: list[RelationType]) -> Parsed:
-        return parse_re(text, LabelSet(label.name for label in group))
+        return parse_re(text, LabelSet(label.name for label in group),
+                        {label.name: label.keys for label in group if label.typed})
 
     def build(self, records: list[Any], group: list[RelationType], ground: Grounder) -> list[Triple]:
         types = {label.name: label for label in group}
         out = []
         for h, r, t in records:
-            head = ground.span(h, Entity, type=types[r].head_type)
-            tail = ground.span(t, Entity, type=types[r].tail_type)
+            head = ground.span(h, Entity, type=types[r].head_type, confidence=span_confidence(ground, h))
+            tail = ground.span(t, Entity, type=types[r].tail_type, confidence=span_confidence(ground, t))
             if span_key(head) == span_key(tail) or head.text.strip().lower() == tail.text.strip().lower():
                 ground.self_relations += 1  # "Apple" founded by "Apple" is no relation
                 continue
-            out.append(Triple(head=head, relation=r, tail=tail))
+            out.append(Triple(head=head, relation=r, tail=tail,
+                              confidence=lowest([head.confidence, tail.confidence])))
         return out
 
     def key(self, record: Triple) -> tuple:
@@ -220,8 +277,9 @@ class RE(Task[RelationType]):
     def predicted_tuples(self, response: dict[str, Any]) -> dict[str, list[tuple]]:
         return {"triples": [(t["relation"], t["head"]["text"], t["tail"]["text"]) for t in response["triples"]]}
 
-    def gold_answer(self, doc: GoldDoc, group: list[RelationType]) -> dict[str, Any]:
-        return {label.name: [{"subject": h, "object": t} for h, t in bounded(
-                    [(gold_span(doc.text, h), gold_span(doc.text, t)) for h, r, t in doc.relations
-                     if r == label.name])]
-                for label in group}
+    def gold_answer(self, doc: GoldDoc, group: list[RelationType], shape: str = FULL) -> dict[str, Any]:
+        out = {label.name: [dict(zip(label.keys, pair)) for pair in bounded(
+                   [(gold_span(doc.text, h), gold_span(doc.text, t)) for h, r, t in doc.relations
+                    if r == label.name])]
+               for label in group}
+        return out if shape == FULL else compacted(out)

@@ -4,8 +4,8 @@ with Cypher. ``kg query`` opens it read-only and runs only what
 
 ``load`` runs, in one transaction: the schema (Kùzu needs typed tables before any data:
 :data:`SCHEMA`), a clear of every node and edge, then the statements of
-:func:`~ie_service.kg.export.to_cypher` exactly as exported, parameters and all (rows sent
-in chunks)."""
+:func:`~ie_service.kg.export.to_cypher` as exported, parameters and all (rows sent in
+chunks; the confidence cast to DOUBLE)."""
 
 from __future__ import annotations
 
@@ -22,10 +22,14 @@ from . import Counts, QueryError, chunks
 from .read_only import check_cypher
 
 SCHEMA = [
-    "CREATE NODE TABLE IF NOT EXISTS Entity(id STRING PRIMARY KEY, name STRING, type STRING)",
+    "CREATE NODE TABLE IF NOT EXISTS Entity(id STRING PRIMARY KEY, name STRING, type STRING, confidence DOUBLE)",
     "CREATE NODE TABLE IF NOT EXISTS Document(id STRING PRIMARY KEY)",
     "CREATE REL TABLE IF NOT EXISTS MENTIONS(FROM Document TO Entity)",
-    "CREATE REL TABLE IF NOT EXISTS RELATION(FROM Entity TO Entity, type STRING, doc_id STRING)",
+    "CREATE REL TABLE IF NOT EXISTS RELATION(FROM Entity TO Entity, type STRING, doc_id STRING, "
+    "confidence DOUBLE)",
+    # a store made before confidences were exported gets the columns
+    "ALTER TABLE Entity ADD IF NOT EXISTS confidence DOUBLE",
+    "ALTER TABLE RELATION ADD IF NOT EXISTS confidence DOUBLE",
 ]
 CLEAR = "MATCH (n) DETACH DELETE n"
 
@@ -67,8 +71,11 @@ class LadybugStore:
             self.run(CLEAR)
             with tqdm(total=total, desc="ladybug load", unit="row", disable=None if progress else True) as bar:
                 for s in statements:
+                    # Kùzu types a parameter column of nulls only as STRING: cast the
+                    # confidence (Neo4j's Cypher has no CAST, so the export leaves it out)
+                    query = s["query"].replace("= row.confidence", "= CAST(row.confidence AS DOUBLE)")
                     for rows in chunks(s["parameters"]["rows"], CHUNK_ROWS):
-                        self.run(s["query"], {**s["parameters"], "rows": rows})
+                        self.run(query, {**s["parameters"], "rows": rows})
                         bar.update(len(rows))
         except BaseException:
             self.run("ROLLBACK")
