@@ -4,7 +4,8 @@ For the gold answers of the first N WNUT-17 sentences (the exact JSON the adapte
 to write, 6 labels per prompt), tokenized with the served tokenizer: steps per answer, steps
 where the grammar allows exactly one token (forced: a jump-forward decoder would skip them;
 vLLM 0.32 spends a full decode step on each), and steps spent on labels left empty, under
-today's JSON-schema grammar and under the grounded grammar.
+the JSON-schema grammar and the grounded grammar, for the full answer shape (every label a
+key: what adapter v2 writes) and the compact one (only labels with spans: issue 28).
 
     python benchmarks/bench_answer_steps.py [--docs 200]
 """
@@ -49,34 +50,36 @@ def main() -> None:
     ner = TASKS["ner"]
     all_docs = load("wnut17")
     group = ner.labels(labels_of(all_docs, "ner"))
-    schema = compiler.compile_json_schema(json.dumps(ner.json_schema(group)), any_whitespace=False,
-                                          separators=(",", ":"))
-    rows = {"json schema": [0, 0, 0], "grounded": [0, 0, 0]}
+    shapes = ("full", "compact")
+    schemas = {shape: compiler.compile_json_schema(json.dumps(ner.json_schema(group, shape)), any_whitespace=False,
+                                                   separators=(",", ":")) for shape in shapes}
+    rows = {f"{grammar}, {shape}": [0, 0, 0] for shape in shapes for grammar in ("json schema", "grounded")}
     empty_steps = 0
     n = 0
     for doc in all_docs[: args.docs]:
         try:
-            answer = ner.gold_answer(doc, group)
+            answers = {shape: ner.gold_answer(doc, group, shape) for shape in shapes}
         except Exception:
             continue
-        text = json.dumps(answer, ensure_ascii=False, separators=(",", ":"))
-        ids = tok.encode(text, add_special_tokens=False)
-        g = compiler.compile_grammar(grounded_grammar(ner.answer_grammar(group), doc.text))
-        for name, compiled in (("json schema", schema), ("grounded", g)):
-            s, f = steps(compiled, ids, info.vocab_size)
-            if s < 0:
-                rows[name][2] += 1
-                continue
-            rows[name][0] += s
-            rows[name][1] += f
+        for shape, answer in answers.items():
+            text = json.dumps(answer, ensure_ascii=False, separators=(",", ":"))
+            ids = tok.encode(text, add_special_tokens=False)
+            g = compiler.compile_grammar(grounded_grammar(ner.answer_grammar(group, shape), doc.text))
+            for name, compiled in ((f"json schema, {shape}", schemas[shape]), (f"grounded, {shape}", g)):
+                s, f = steps(compiled, ids, info.vocab_size)
+                if s < 0:
+                    rows[name][2] += 1
+                    continue
+                rows[name][0] += s
+                rows[name][1] += f
         empty_steps += sum(len(tok.encode(json.dumps(k) + ":[],", add_special_tokens=False))
-                           for k, v in answer.items() if not v)
+                           for k, v in answers["full"].items() if not v)
         n += 1
         if n % 10 == 0:
             print(f"{n} answers", {k: round(v[0] / n, 1) for k, v in rows.items()}, flush=True)
     print(f"{n} gold answers, {len(group)} labels per prompt; empty labels' keys: "
           f"{empty_steps / n:.1f} steps per answer")
-    print("| grammar | steps/answer | forced steps/answer | forced share | answers the grammar refuses |")
+    print("| grammar, answer shape | steps/answer | forced steps/answer | forced share | answers the grammar refuses |")
     print("|---|---|---|---|---|")
     for name, (s, f, bad) in rows.items():
         print(f"| {name} | {s / n:.1f} | {f / n:.1f} | {f / max(s, 1):.0%} | {bad} |")

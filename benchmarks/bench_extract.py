@@ -1,14 +1,27 @@
-"""Extraction throughput and F1 through the service, side by side in one run (issue 21).
+"""Extraction throughput through the service, settings side by side in one run (issue 28),
+and where a sentence's time goes.
 
-The same WNUT-17 sentences (the set's own 6 labels, one prompt each) through ``/extract/ner``
-under each setting: today's behaviour (free-string spans under the JSON schema, engine
-without preloaded libraries, vLLM's own core layout), grounded spans, the CPU stack as served
-now (tcmalloc + Intel OpenMP preloaded; on a small host every core for the model), and both. Sentences/s, output tokens/s, p50/p95 latency at 1 and N requests in
-flight, decode steps (output tokens) per answer, micro F1; greedy outputs compared between
-engines with and without the preload. ``--raw`` adds offline ``vllm.LLM`` on the same
-prompts as the reference (the service's prompt rendering, no HTTP).
+The same WNUT-17 test sentences (the set's own 6 labels, one prompt each) through
+``/extract/ner`` of one server per setting, started one after the other (never two engines
+at once on a small host). Default settings: ``--block-size 128`` (vLLM's CPU default: what
+``serve`` used before issue 28) and the server's defaults now (32 on the CPU backend).
 
-    python benchmarks/bench_extract.py [--docs 200] [--serial-docs 40] [--concurrency 16] [--raw]
+Per setting:
+
+- N in flight over ``--docs`` sentences: sentences/s, output tokens/s, p50/p95 latency, micro
+  F1, and the prefix-cache hit rate (share of prompt tokens the cache supplied, from the
+  server's ``ie_prefix_cache_*`` counters in ``/metrics``);
+- one in flight over ``--serial-docs`` sentences, the cost breakdown per sentence: new and
+  cached prompt tokens, decode steps, engine seconds (``stats.engine_seconds``) against
+  latency (the rest is service overhead: HTTP, rendering, parsing), the prefill part (as many
+  other sentences with ``max_tokens`` 1) and the grammar part (as many others unconstrained,
+  per decode step). These sentences come after the first ``--docs``: a sentence sent before
+  would be found in the prefix cache whole.
+
+Greedy outputs of the N-in-flight runs are compared with the first setting's.
+
+    python benchmarks/bench_extract.py [--docs 200] [--serial-docs 40] [--concurrency 16]
+        [--setting 'name=serve args' ...]
 """
 
 from __future__ import annotations
@@ -16,7 +29,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
+import re
+import shlex
 import statistics
 import time
 from pathlib import Path
@@ -29,13 +43,14 @@ from ie_service.extraction.tasks import TASKS
 from ie_service.local_server import local_server
 
 NER = TASKS["ner"]
+DEFAULT_SETTINGS = ["block 128 (before)=--block-size 128", "server default (block 32 on CPU)="]
 
 
-async def run(url: str, docs: list, schema: list[str], grounded: bool, concurrency: int,
-              max_tokens: int) -> dict:
+async def run(url: str, docs: list, schema: list[str], concurrency: int, **request) -> dict:
+    """Every doc through /extract/ner, ``concurrency`` at a time; summed stats and latencies."""
     sem = asyncio.Semaphore(concurrency)
-    stats = {"docs": 0, "prompts": 0, "output_tokens": 0, "truncated": 0, "unparseable": 0,
-             "ungrounded": 0, "entities": 0}
+    totals = {"docs": 0, "prompts": 0, "output_tokens": 0, "prompt_tokens": 0, "cached_prompt_tokens": 0,
+              "engine_seconds": 0.0, "truncated": 0, "ungrounded": 0}
     latencies: list[float] = []
     raw: dict[str, list[str]] = {}
     scorer = Scorer()
@@ -43,16 +58,14 @@ async def run(url: str, docs: list, schema: list[str], grounded: bool, concurren
         async def one(doc) -> None:
             async with sem:
                 t = time.perf_counter()
-                r = await client.post(f"{url}/extract/ner", json={
-                    "text": doc.text, "schema": schema, "grounded": grounded,
-                    "parameters": {"max_tokens": max_tokens}})
+                r = await client.post(f"{url}/extract/ner", json={"text": doc.text, "schema": schema, **request})
                 latencies.append(time.perf_counter() - t)
             r.raise_for_status()
             body = r.json()
-            stats["docs"] += 1
-            stats["entities"] += len(body["entities"])
-            for k in ("prompts", "output_tokens", "truncated", "unparseable", "ungrounded"):
-                stats[k] += body["stats"][k]
+            totals["docs"] += 1
+            for k in totals:
+                if k != "docs":
+                    totals[k] += body["stats"][k]
             raw[doc.id] = body["raw_output"]
             scorer.add(NER.gold_tuples(doc)["entities"], NER.predicted_tuples(body)["entities"])
 
@@ -61,94 +74,101 @@ async def run(url: str, docs: list, schema: list[str], grounded: bool, concurren
         seconds = time.perf_counter() - t
     latencies.sort()
     micro = scorer.report()["micro"]
-    return {**stats, "seconds": round(seconds, 2),
-            "sent_per_s": round(stats["docs"] / seconds, 3),
-            "out_tok_per_s": round(stats["output_tokens"] / seconds, 1),
-            "steps_per_answer": round(stats["output_tokens"] / max(stats["prompts"], 1), 1),
-            "p50_s": round(statistics.median(latencies), 3),
-            "p95_s": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 3),
-            "P": micro["precision"], "R": micro["recall"], "F1": micro["f1"], "raw": raw}
+    return {**totals, "seconds": seconds, "latency_sum": sum(latencies),
+            "sent_per_s": totals["docs"] / seconds, "out_tok_per_s": totals["output_tokens"] / seconds,
+            "p50_s": statistics.median(latencies),
+            "p95_s": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
+            "F1": micro["f1"], "raw": raw}
 
 
-def raw_reference(docs: list, schema: list[str], max_tokens: int) -> dict:
-    """Offline ``vllm.LLM`` on the service's prompts, JSON schema (today's constraint)."""
-    from vllm import LLM, SamplingParams
-    from vllm.sampling_params import StructuredOutputsParams
+def prefix_counters(url: str) -> tuple[float, float]:
+    """(prompt tokens looked up, found) summed over tasks, from /metrics."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    total = {"queries": 0.0, "hits": 0.0}
+    for kind in total:
+        for m in re.finditer(rf"^ie_prefix_cache_{kind}_total\{{[^}}]*\}} ([0-9.e+]+)$", text, re.M):
+            total[kind] += float(m.group(1))
+    return total["queries"], total["hits"]
 
-    from ie_service.engine.embedded import resolve_embedded
-    from ie_service.engine.prompt_formats import resolve_format
-    from ie_service.extraction.extractor import render_prompt
-    from ie_service.extraction.templates import TemplateRegistry
 
-    path = str(resolve_embedded(None)[0])
-    llm = LLM(path, max_model_len=2048, enforce_eager=True, kv_cache_memory_bytes=2 * 1024**3,
-              structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True})
-    fmt = resolve_format("auto", path, llm.get_tokenizer())
-    template = TemplateRegistry.default().pick("ner", "en", None, True)
-    group = NER.labels(schema)
-    prompts = [render_prompt(fmt.render, template, NER, group, d.text) for d in docs]
-    params = SamplingParams(temperature=0, max_tokens=max_tokens, structured_outputs=StructuredOutputsParams(
-        json=NER.json_schema(group)))
-    llm.generate(prompts[:2], params)  # warm-up, grammar compile
-    t = time.perf_counter()
-    outs = llm.generate(prompts, params)
-    seconds = time.perf_counter() - t
-    tokens = sum(len(o.outputs[0].token_ids) for o in outs)
-    return {"docs": len(docs), "seconds": round(seconds, 2), "sent_per_s": round(len(docs) / seconds, 3),
-            "out_tok_per_s": round(tokens / seconds, 1), "steps_per_answer": round(tokens / len(docs), 1)}
+def measure(url: str, docs: list, serial: list[list], schema: list[str], concurrency: int, max_tokens: int) -> dict:
+    """``serial``: four disjoint sets of sentences none of ``docs`` holds (a sentence seen before
+    would come from the prefix cache whole): warm-up, breakdown, prefill, unconstrained."""
+    warm, serial, serial_prefill, serial_free = serial
+    asyncio.run(run(url, warm, schema, 4, parameters={"max_tokens": max_tokens}))  # warm-up, grammar compile
+    q0, h0 = prefix_counters(url)
+    loaded = asyncio.run(run(url, docs, schema, concurrency, parameters={"max_tokens": max_tokens}))
+    q1, h1 = prefix_counters(url)
+    loaded["hit_rate"] = (h1 - h0) / max(q1 - q0, 1)
+    one = asyncio.run(run(url, serial, schema, 1, parameters={"max_tokens": max_tokens}))
+    prefill = asyncio.run(run(url, serial_prefill, schema, 1, parameters={"max_tokens": 1}))
+    free = asyncio.run(run(url, serial_free, schema, 1, constrained=False, parameters={"max_tokens": max_tokens}))
+    n = len(serial)
+    step = (one["engine_seconds"] - prefill["engine_seconds"]) / max(one["output_tokens"] - n, 1)
+    free_step = (free["engine_seconds"] - prefill["engine_seconds"]) / max(free["output_tokens"] - n, 1)
+    breakdown = {
+        "new_prompt_tokens": (one["prompt_tokens"] - one["cached_prompt_tokens"]) / n,
+        "cached_prompt_tokens": one["cached_prompt_tokens"] / n,
+        "decode_steps": one["output_tokens"] / n,
+        "latency_s": one["latency_sum"] / n,
+        "engine_s": one["engine_seconds"] / n,
+        "prefill_s": prefill["engine_seconds"] / n,
+        "decode_s": (one["engine_seconds"] - prefill["engine_seconds"]) / n,
+        "decode_step_ms": 1000 * step,
+        "grammar_share_of_step": (step - free_step) / step if step > 0 else 0.0,
+        "service_overhead_s": (one["latency_sum"] - one["engine_seconds"]) / n,
+    }
+    return {"loaded": loaded, "breakdown": breakdown}
+
+
+def table(results: dict[str, dict], concurrency: int) -> str:
+    names = list(results)
+    base = results[names[0]]["loaded"]
+    rows = [f"| setting | sent/s ({concurrency} in flight) | × first | out tok/s | p50 s | p95 s | F1 | "
+            f"greedy equal | prefix-cache hits |", "|---|---|---|---|---|---|---|---|---|"]
+    for name in names:
+        r = results[name]["loaded"]
+        same = sum(r["raw"][k] == base["raw"][k] for k in base["raw"])
+        rows.append(f"| {name} | {r['sent_per_s']:.2f} | {r['sent_per_s'] / base['sent_per_s']:.2f} | "
+                    f"{r['out_tok_per_s']:.0f} | {r['p50_s']:.2f} | {r['p95_s']:.2f} | {r['F1']:.3f} | "
+                    f"{same}/{len(base['raw'])} | {r['hit_rate']:.0%} |")
+    rows += ["", "Per sentence, one in flight:", "",
+             "| setting | new prompt tok | cached prompt tok | decode steps | latency s | engine s | "
+             "prefill s | decode s | ms/step | grammar share of a step | service overhead s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name in names:
+        b = results[name]["breakdown"]
+        rows.append(f"| {name} | {b['new_prompt_tokens']:.1f} | {b['cached_prompt_tokens']:.1f} | "
+                    f"{b['decode_steps']:.1f} | {b['latency_s']:.3f} | {b['engine_s']:.3f} | {b['prefill_s']:.3f} | "
+                    f"{b['decode_s']:.3f} | {b['decode_step_ms']:.1f} | {b['grammar_share_of_step']:.0%} | "
+                    f"{b['service_overhead_s']:.3f} |")
+    return "\n".join(rows)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--docs", type=int, default=200)
-    ap.add_argument("--serial-docs", type=int, default=40, help="sentences for the 1-in-flight runs")
+    ap.add_argument("--docs", type=int, default=200, help="sentences for the N-in-flight run")
+    ap.add_argument("--serial-docs", type=int, default=40, help="sentences for the one-in-flight breakdown")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--max-tokens", type=int, default=256)
-    ap.add_argument("--raw", action="store_true", help="also offline vllm.LLM (today's constraint)")
+    ap.add_argument("--setting", action="append", default=None, metavar="NAME=SERVE ARGS",
+                    help=f"a server to measure, repeatable, the first is the reference (default: {DEFAULT_SETTINGS})")
     ap.add_argument("--out", default="benchmarks/results/extract.json")
     args = ap.parse_args()
     all_docs = load("wnut17")
     schema = labels_of(all_docs, "ner")
-    docs = all_docs[: args.docs]
-    results: dict[str, dict] = {}
+    docs, rest, k = all_docs[: args.docs], all_docs[args.docs:], args.serial_docs
+    serial = [rest[:4], *(rest[4 + i * k: 4 + (i + 1) * k] for i in range(3))]
     log_dir = Path(args.out).parent
     log_dir.mkdir(parents=True, exist_ok=True)
-    for preload in ("0", "1"):
-        os.environ["IE_SERVICE_PRELOAD"] = preload
-        # "preload off" is today's main: no preload and vLLM's own core layout (one core kept
-        # for the engine core); "on" is the CPU stack as served now (preload, and on a small
-        # host every core for the model: vllm_engine.SMALL_HOST_CPUS)
-        if preload == "0":
-            os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "1"
-        else:
-            os.environ.pop("VLLM_CPU_NUM_OF_RESERVED_CPU", None)
-        with local_server([], log_path=log_dir / f"extract-server-preload{preload}.log") as url:
-            for grounded in (False, True):
-                asyncio.run(run(url, docs[:4], schema, grounded, 4, args.max_tokens))  # warm-up
-                for conc, part in ((args.concurrency, docs), (1, docs[: args.serial_docs])):
-                    name = f"grounded={'on' if grounded else 'off'} preload={'on' if preload == '1' else 'off'} c={conc}"
-                    results[name] = asyncio.run(run(url, part, schema, grounded, conc, args.max_tokens))
-                    print(name, json.dumps({k: v for k, v in results[name].items() if k != "raw"}), flush=True)
-    os.environ.pop("IE_SERVICE_PRELOAD")
-    c = args.concurrency
-    for g in ("off", "on"):
-        a, b = results[f"grounded={g} preload=off c={c}"]["raw"], results[f"grounded={g} preload=on c={c}"]["raw"]
-        same = sum(a[k] == b[k] for k in a)
-        results[f"greedy equal grounded={g}"] = {"same": same, "of": len(a)}
-        print(f"greedy outputs equal with/without preload, grounded={g}: {same}/{len(a)}", flush=True)
-    if args.raw:
-        results["raw vllm.LLM (json schema, preload as the shell has it)"] = raw_reference(docs, schema, args.max_tokens)
-        print("raw", json.dumps(results["raw vllm.LLM (json schema, preload as the shell has it)"]), flush=True)
-    base = results[f"grounded=off preload=off c={c}"]["sent_per_s"]
-    print("| setting | in flight | sent/s | × today | out tok/s | steps/answer | p50 s | p95 s | P | R | F1 | ungrounded |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for name, r in results.items():
-        if "sent_per_s" not in r or "c=" not in name:
-            continue
-        setting, conc = name.rsplit(" c=", 1)
-        print(f"| {setting} | {conc} | {r['sent_per_s']} | {r['sent_per_s'] / base:.2f} | {r['out_tok_per_s']} | "
-              f"{r['steps_per_answer']} | {r['p50_s']} | {r['p95_s']} | {r['P']:.3f} | {r['R']:.3f} | "
-              f"{r['F1']:.3f} | {r['ungrounded']} |")
+    results: dict[str, dict] = {}
+    for i, setting in enumerate(args.setting or DEFAULT_SETTINGS):
+        name, _, serve_args = setting.partition("=")
+        with local_server(shlex.split(serve_args), log_path=log_dir / f"extract-server-{i}.log") as url:
+            results[name] = measure(url, docs, serial, schema, args.concurrency, args.max_tokens)
+        print(name, json.dumps({"loaded": {k: v for k, v in results[name]["loaded"].items() if k != "raw"},
+                                "breakdown": results[name]["breakdown"]}), flush=True)
+    print(table(results, args.concurrency))
     Path(args.out).write_text(json.dumps({"args": vars(args), "results": results}, indent=2, ensure_ascii=False))
 
 

@@ -1,6 +1,6 @@
 """Prompt formats per model family: how an instruction (+ input) becomes the model's prompt.
 
-File formats live in ``prompts/formats/NAME.json`` (KnowLM's template-file layout:
+File formats live in ``ie_service/prompts/formats/NAME.json`` (KnowLM's template-file layout:
 ``prompt_input`` / ``prompt_no_input`` with ``{instruction}`` and ``{input}``). The format
 ``chat`` uses the tokenizer's own chat template instead of a file.
 """

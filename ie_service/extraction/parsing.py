@@ -1,7 +1,7 @@
 """Shared pieces of the output parsers (each task's parser lives in ``tasks/``).
 
 Parsers are pure functions: model output → label-checked raw records (strings, not yet
-located in the text). They accept every answer shape the prompts in ``prompts/tasks`` ask
+located in the text). They accept every answer shape the prompts in ``ie_service/prompts/tasks`` ask
 for (OneKE JSON keyed by label, JSON lists of objects, KnowLM tuples in any bracket, Chinese
 ``关系：头,尾`` lines) and never raise on any string.
 """

@@ -1,4 +1,4 @@
-"""IE prompt templates: files in ``prompts/tasks/*.json`` (and any user folder).
+"""IE prompt templates: files in ``ie_service/prompts/tasks/*.json`` (and any user folder).
 
 A template file holds ``name``, ``task`` (a registered task: ner|re|ee|...), ``language``
 (en|zh), ``style``, ``instruction`` and optionally ``version`` (default 1; bump it when the
@@ -111,7 +111,7 @@ class TemplateRegistry:
 
     @classmethod
     def default(cls, extra: list[Path] = ()) -> "TemplateRegistry":
-        """``prompts/tasks``, then the folders tasks ship, then ``extra``."""
+        """``ie_service/prompts/tasks``, then the folders tasks ship, then ``extra``."""
         shipped = [t.templates_dir for t in TASKS.values() if t.templates_dir is not None]
         return cls([prompts_dir() / "tasks", *shipped, *extra])
 
