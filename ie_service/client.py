@@ -15,6 +15,10 @@ failure backs off, at most ``retries`` times; then, or for any other error statu
         sure = ie.ner(text, ["person"], min_confidence=0.6)  # records below 0.6 left out
 
 Every record carries ``confidence`` (0..1, see ``extraction.confidence``).
+
+Sampling defaults differ by route: extraction decodes greedily (``temperature=0``), while
+``generate`` takes ``/generate``'s defaults, which sample (``temperature=1.0``, ``top_p=1.0``,
+``top_k=-1``, ``max_tokens=16``): pass ``temperature=0`` for a deterministic answer.
 """
 
 from __future__ import annotations
@@ -178,6 +182,20 @@ class IEClient(_Client):
 
     def generate(self, instruction: str, input: str = "", json_schema: dict | None = None,
                  **parameters: Any) -> GenerateResponse:
+        """``POST /generate``: the model's answer to ``instruction`` (+ ``input``), in the
+        served model's prompt format; ``json_schema`` constrains the output.
+
+        ``parameters`` are the sampling keys (:class:`~ie_service.engine.sampling.SamplingOptions`:
+        ``max_tokens``, ``temperature``, ``top_p``, ``top_k``, ``seed``, ``stop``, ...). Any key
+        not given takes the API's default, which **samples**: ``temperature=1.0`` with
+        ``top_p=1.0`` and ``top_k=-1`` (the whole vocabulary, no truncation), no ``seed``, and
+        ``max_tokens=16``. A small model sampled that way often writes gibberish and every call
+        differs; for a deterministic answer pass ``temperature=0`` (greedy), or tame sampling
+        with e.g. ``top_p=0.9`` and a ``seed``::
+
+            ie.generate("Say hi", max_tokens=8, temperature=0)
+
+        (``ner`` / ``re`` / ``ee`` default to greedy decoding: ``temperature=0``.)"""
         body = {"instruction": instruction, "input": input, "parameters": parameters, "json_schema": json_schema}
         return GenerateResponse.model_validate(self.request("POST", "/generate", body))
 
@@ -238,6 +256,8 @@ class AsyncIEClient(_Client):
 
     async def generate(self, instruction: str, input: str = "", json_schema: dict | None = None,
                        **parameters: Any) -> GenerateResponse:
+        """``POST /generate``, as :meth:`IEClient.generate` (whose defaults sample:
+        ``temperature=1.0``, no top-p/top-k truncation; pass ``temperature=0`` for greedy)."""
         body = {"instruction": instruction, "input": input, "parameters": parameters, "json_schema": json_schema}
         return GenerateResponse.model_validate(await self.request("POST", "/generate", body))
 

@@ -326,7 +326,7 @@ def test_browser_edge_shows_its_source_sentence(chromium, tmp_path, sample):
 def test_browser_renders_an_empty_graph(chromium, tmp_path):
     p = browse(chromium, tmp_path, to_html(Graph()))
     assert p.text_of["panel-body"] == "The graph has no entities."
-    assert p.text_of["counts"] == "0 entities · 0 relations"
+    assert p.text_of["counts"] == "0 entities · 0 triples · 0 distinct edges"
 
 
 def test_browser_records_errors_visibly(chromium, tmp_path, monkeypatch):
@@ -404,3 +404,80 @@ def test_browser_screenshot_is_not_blank(chromium, tmp_path, sample):
         shutil.copyfile(shot, os.environ["KG_VIEW_SCREENSHOT"])
     if importlib.util.find_spec("PIL"):
         assert png_colors_stdlib(shot) == colors  # the fallback decoder agrees with Pillow
+
+
+# ---------------------------------------------------------------- after a real `kg build` (issue 30)
+# The page said "(no type)" on every entity and "4 relations" where kg build had counted 5
+# triples: a --relations schema gives no types (RE triples carry their ends' types only where
+# the schema has head_type / tail_type), and the page counted distinct edges across documents.
+
+KG_DOCS = [{"id": "a", "text": "Microsoft was founded by Bill Gates. Microsoft is headquartered in Redmond. "
+                               "Apple is headquartered in Cupertino."},
+           {"id": "b", "text": "Microsoft, founded by Bill Gates, opened an office in Seattle."}]
+KG_SCHEMA = [{"relation": "founded by", "head_type": "organization", "tail_type": "person"},
+             {"relation": "headquartered in", "head_type": "organization", "tail_type": "location"}]
+
+
+def kg_reply(prompt: str, schema: dict | None) -> str:
+    """The model's answer for a document: typed pairs where the prompt names the types."""
+    keys = ("organization", "person", "location") if "organization" in prompt else ("subject", "object", "object")
+    org, per, loc = keys
+    founded = [{org: "Microsoft", per: "Bill Gates"}]
+    hq = ([{org: "Microsoft", loc: "Redmond"}, {org: "Apple", loc: "Cupertino"}] if "Redmond" in prompt else [])
+    return json.dumps({"founded by": founded, "headquartered in": hq})
+
+
+def kg_build(tmp_path: Path, capsys, schema_args: list[str]) -> tuple[dict, Path]:
+    """``kg build`` through the CLI against the app with a scripted engine: its printed
+    counts and the triples file."""
+    from fakes import ScriptedEngine
+    from live_app import serve_app
+
+    from ie_service.api.app import create_app
+
+    docs, out = tmp_path / "docs.jsonl", tmp_path / "triples.jsonl"
+    docs.write_text("".join(json.dumps(d) + "\n" for d in KG_DOCS))
+    with serve_app(create_app(lambda: ScriptedEngine(kg_reply))) as url:
+        capsys.readouterr()
+        assert main(["kg", "build", "--input", str(docs), "--out", str(out), "--url", url, *schema_args]) == 0
+    counts = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    return counts, out
+
+
+def test_kg_build_typed_schema_types_the_nodes_and_the_counts_agree(tmp_path, capsys):
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(KG_SCHEMA))
+    counts, out = kg_build(tmp_path, capsys, ["--schema", str(schema)])
+    assert counts["triples"] == 4  # a: 3, b: 1 (Microsoft founded by Bill Gates again)
+    data = page_data(load_graph(out))
+    assert {n["name"]: n["type"] for n in data["nodes"]} == {
+        "Microsoft": "organization", "Apple": "organization", "Bill Gates": "person",
+        "Redmond": "location", "Cupertino": "location"}
+    assert data["typed"] is True and {x["type"] for x in data["legend"]} == {"organization", "person", "location"}
+    assert data["triples"] == counts["triples"] == 4 and data["totalEdges"] == len(data["edges"]) == 3
+
+
+def test_kg_build_untyped_schema_says_so_once_not_no_type_on_every_node(tmp_path, capsys):
+    counts, out = kg_build(tmp_path, capsys, ["--relations", "founded by,headquartered in"])
+    data = page_data(load_graph(out))
+    assert all(n["type"] is None for n in data["nodes"])
+    assert data["typed"] is False and data["legend"] == []  # no "(no type)" entry for everything
+    assert data["triples"] == counts["triples"] == 4
+
+
+@pytest.mark.parametrize("typed", [True, False])
+def test_browser_counts_triples_like_kg_build_and_types_from_triples(chromium, tmp_path, capsys, typed):
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(KG_SCHEMA))
+    counts, out = kg_build(tmp_path, capsys, ["--schema", str(schema)] if typed
+                           else ["--relations", "founded by,headquartered in"])
+    page = to_html(load_graph(out))
+    p = browse(chromium, tmp_path, page, "#q=Microsoft")
+    assert p.text_of["counts"] == f"5 entities · {counts['triples']} triples · 3 distinct edges"
+    assert "(no type)" not in p.text_of.get("legend", "") and "no type" not in p.text_of["panel-body"]
+    if typed:
+        assert p.text_of["panel-body"].startswith("organization · 2 relations")
+        assert "person" in p.text_of["legend"] and "location" in p.text_of["legend"]
+    else:
+        assert p.text_of["panel-body"].startswith("2 relations")
+        assert "Entities have no types" in p.text_of["legend"]

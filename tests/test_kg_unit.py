@@ -43,6 +43,24 @@ def test_entities_are_deduplicated_across_case_spacing_and_docs(triples):
     assert len(g.edges) == 4 and g.docs == {"d1", "d2"}
 
 
+def test_triples_are_counted_as_kg_build_wrote_them(tmp_path):
+    """``Graph.triples``: every triple record read, repeats included (kg build's count);
+    ``edges``: each (head, relation, tail) once per document; a triple's ends keep the types
+    the RE answer gave them (issue 30)."""
+    path = tmp_path / "t.jsonl"
+    founded = {"head": ent("Microsoft", "organization"), "relation": "founded by", "tail": ent("Bill Gates", "person")}
+    path.write_text("".join(json.dumps(x) + "\n" for x in [
+        {"doc_id": "a", "triples": [founded, {**founded, "head": ent("microsoft", "organization")},
+                                    {"head": ent("Microsoft"), "relation": "based in",
+                                     "tail": ent("Redmond", "location")}]},
+        {"doc_id": "b", "triples": [founded, {"head": ent(" "), "relation": "x", "tail": ent("y")}]}]))
+    g = load_graph(path)
+    assert g.triples == 4 and g.skipped == 1  # 5 written, one with an empty head
+    assert len(g.edges) == 3 and len({(e.head, e.relation, e.tail) for e in g.edges}) == 2
+    assert {e.name: e.type for e in g.entities.values()} == {
+        "Microsoft": "organization", "Bill Gates": "person", "Redmond": "location"}
+
+
 def test_turtle_and_ntriples_parse_back(triples, tmp_path):
     g = load_graph(triples)
     for fmt in ("turtle", "nt"):

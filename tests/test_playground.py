@@ -2,7 +2,9 @@
 it), and driven in a real headless Chromium: it renders without console errors, hostile text
 and hostile model output stay text, and (engine) a real extraction of the README sentence
 shows "Berlin" highlighted as a location; that run's screenshot is docs/playground.png
-(``PLAYGROUND_SCREENSHOT=docs/playground.png`` rewrites it)."""
+(``PLAYGROUND_SCREENSHOT=docs/playground.png`` rewrites it). Driven in real time (issue 30):
+a run ticks its elapsed time with Run disabled, Cancel aborts it (the service cancels the
+engine's work), and each tab keeps its own result."""
 
 from __future__ import annotations
 
@@ -167,3 +169,230 @@ def test_confidence_is_shown_and_the_slider_filters(chromium, tmp_path):
         assert [m["text"] for m in dom.marks] == ["Angela Merkel"]  # Berlin is below 0.5
         assert "Berlin" not in dom.text_of["entities"] and "1 below" in dom.text_of["hidden-count"]
         assert dom.text_of["highlight"] == README_SENTENCE  # the text stays whole
+
+
+# ---------------------------------------------------------------- driven in real time (issue 30)
+# --virtual-time-budget (browse above) stops the page's clock while a fetch is pending, so a
+# run's ticking time and a Cancel during the run need a browser driven in real time: Chromium's
+# DevTools protocol on a pipe (--remote-debugging-pipe: commands on fd 3, replies on fd 4).
+
+
+class Browser:
+    """Headless Chromium, one page, driven over the DevTools protocol; ``problems`` collects
+    uncaught exceptions, console errors and log entries (CSP violations among them)."""
+
+    def __init__(self, chromium: str, profile: Path) -> None:
+        import fcntl
+        import subprocess
+
+        from headless_chromium import QUIET
+
+        to_chrome, self._write = os.pipe()
+        self._read_fd, from_chrome = os.pipe()
+
+        def onto_3_and_4() -> None:
+            a, b = fcntl.fcntl(to_chrome, fcntl.F_DUPFD, 10), fcntl.fcntl(from_chrome, fcntl.F_DUPFD, 10)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        self.proc = subprocess.Popen(
+            [chromium, *QUIET, "--remote-debugging-pipe", f"--user-data-dir={profile}", "about:blank"],
+            pass_fds=(3, 4), preexec_fn=onto_3_and_4, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env={**os.environ, "HOME": str(profile)})
+        os.close(to_chrome)
+        os.close(from_chrome)
+        self._buffer, self._id, self.problems = b"", 0, []
+        target = self.send("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        for domain in ("Runtime", "Log", "Page"):
+            self.send(f"{domain}.enable", page=True)
+
+    def _message(self) -> dict:
+        while b"\0" not in self._buffer:
+            chunk = os.read(self._read_fd, 1 << 16)
+            if not chunk:
+                raise RuntimeError("chromium went away: " + self.proc.stderr.read().decode()[-2000:])
+            self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def send(self, method: str, page: bool = False, **params) -> dict:
+        self._id += 1
+        message = {"id": self._id, "method": method, "params": params}
+        if page:
+            message["sessionId"] = self.session
+        os.write(self._write, json.dumps(message).encode() + b"\0")
+        while True:
+            reply = self._message()
+            if reply.get("id") == self._id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply["result"]
+            method_of = reply.get("method")
+            favicon = method_of == "Log.entryAdded" and reply["params"]["entry"].get("url", "").endswith("/favicon.ico")
+            if method_of == "Runtime.exceptionThrown" or (method_of == "Log.entryAdded" and not favicon) or (
+                    method_of == "Runtime.consoleAPICalled" and reply["params"]["type"] in ("error", "warning")):
+                self.problems.append(reply["params"])
+
+    def js(self, expression: str):
+        """The value of ``expression`` in the page (a promise is awaited)."""
+        r = self.send("Runtime.evaluate", page=True, expression=expression, awaitPromise=True, returnByValue=True)
+        if "exceptionDetails" in r:
+            raise RuntimeError(r["exceptionDetails"])
+        return r["result"].get("value")
+
+    def wait(self, expression: str, timeout: float = 20.0):
+        """Polls ``expression`` until it is truthy; its value."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not (value := self.js(expression)):
+            assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+            time.sleep(0.05)
+        return value
+
+    def open(self, url: str) -> None:
+        self.send("Page.navigate", page=True, url=url)
+        self.wait("document.readyState === 'complete' && document.body.dataset.status !== 'loading'")
+
+    def click(self, selector: str) -> None:
+        self.js(f"document.querySelector({json.dumps(selector)}).click()")
+
+    def text(self, element_id: str) -> str:
+        return self.js(f"document.getElementById({json.dumps(element_id)}).textContent")
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close")
+        except (RuntimeError, OSError):
+            pass
+        try:
+            self.proc.wait(30)
+        finally:
+            self.proc.stderr.close()
+            os.close(self._write)
+            os.close(self._read_fd)
+
+
+@pytest.fixture()
+def browser(chromium, tmp_path):
+    b = Browser(chromium, tmp_path / "chromium-profile")
+    yield b
+    b.close()
+
+
+class HeldEngine(ScriptedEngine):
+    """A prompt holding "HOLD" is answered only after 60 s; ``cancelled`` is set when the
+    service cancels that generation (the client went away)."""
+
+    def __init__(self, reply) -> None:
+        import threading
+
+        super().__init__(reply)
+        self.started, self.cancelled, self.finished = threading.Event(), threading.Event(), threading.Event()
+
+    async def generate(self, prompt, options, json_schema=None, **extra):
+        import asyncio
+
+        if "HOLD" in prompt:
+            self.started.set()
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                raise
+            self.finished.set()
+        return await super().generate(prompt, options, json_schema, **extra)
+
+
+def held_reply(prompt: str, schema: dict | None) -> str:
+    if "Instruction?" in prompt or "say hi" in prompt:
+        return "hi there"
+    return json.dumps({"person": ["Angela Merkel"] if "Merkel" in prompt else [],
+                       "location": ["Berlin"] if "Berlin" in prompt else []})
+
+
+STATE = ("({status: document.body.dataset.status, tab: document.getElementById('results').dataset.task,"
+         " shown: document.getElementById('results').dataset.state,"
+         " run: document.getElementById('run').disabled, cancel: !document.getElementById('cancel').hidden,"
+         " elapsed: document.getElementById('elapsed').hidden ? null"
+         " : document.getElementById('elapsed').textContent})")
+
+
+def test_a_run_ticks_its_time_and_cancel_aborts_it(browser):
+    """While a request runs: Run is disabled, the elapsed seconds tick, Cancel shows; Cancel
+    aborts the fetch, the service cancels the engine's work, the result area says cancelled."""
+    import time
+
+    engine = HeldEngine(held_reply)
+    with serve_app(create_app(lambda: engine)) as url:
+        browser.open(f"{url}/#" + urlencode({"task": "ner", "schema": "person", "text": "HOLD Angela Merkel"}))
+        before = browser.js(STATE)
+        assert before["run"] is False and before["cancel"] is False and before["elapsed"] is None
+        browser.click("#run")
+        assert engine.started.wait(10)
+        first = browser.js(STATE)
+        assert first["status"] == "running" and first["run"] is True and first["cancel"] is True
+        time.sleep(1.6)
+        later = browser.js(STATE)
+        seconds = [float(re.search(r"(\d+\.\d) s", s["elapsed"]).group(1)) for s in (first, later)]
+        assert seconds[1] - seconds[0] >= 1.0, (first, later)  # it ticks
+        assert "running" in browser.text("status") and later["run"] is True
+        browser.click("#cancel")
+        browser.wait("document.body.dataset.status === 'cancelled'", timeout=10)
+        assert engine.cancelled.wait(10) and not engine.finished.is_set()  # the server stopped the work
+        after = browser.js(STATE)
+        assert after["run"] is False and after["cancel"] is False and after["elapsed"] is None
+        assert after["shown"] == "cancelled" and "cancelled after" in browser.text("status")
+        assert browser.text("error") == "" and browser.text("highlight") == ""
+        # the next run works as before
+        browser.js("document.getElementById('text').value = 'Angela Merkel'")
+        browser.click("#run")
+        browser.wait("document.body.dataset.status === 'done'")
+        assert browser.text("highlight") == "Angela Merkel" and "done in" in browser.text("status")
+    assert browser.problems == []
+
+
+def test_each_tab_keeps_its_own_result(browser):
+    """Switching tabs shows that tab's last result, or nothing: never another tab's (the
+    generate tab used to keep showing the previous EE/NER result)."""
+    engine = HeldEngine(held_reply)
+    with serve_app(create_app(lambda: engine)) as url:
+        browser.open(f"{url}/#" + urlencode({"task": "ner", "schema": "person,location", "text": README_SENTENCE}))
+        browser.click("#run")
+        browser.wait("document.body.dataset.status === 'done'")
+        assert "Angela Merkel" in browser.text("entities")
+        browser.click('#tabs [data-task="generate"]')
+        state = browser.js(STATE)
+        assert (state["tab"], state["shown"]) == ("generate", "empty")
+        assert browser.text("highlight") == "" and browser.text("status") == "" and browser.text("raw") == ""
+        assert browser.js("document.getElementById('entities').hidden")
+        browser.js("document.getElementById('text').value = 'say hi'")
+        browser.click("#run")
+        browser.wait("document.body.dataset.status === 'done'")
+        assert browser.text("generated") == "hi there" and browser.text("highlight") == ""
+        browser.click('#tabs [data-task="ee"]')
+        assert browser.js(STATE)["shown"] == "empty" and browser.js("document.getElementById('generated').hidden")
+        assert browser.text("events") == "" and browser.text("stats") == ""
+        browser.click('#tabs [data-task="ner"]')
+        assert browser.js(STATE)["shown"] == "done" and "Angela Merkel" in browser.text("entities")
+        assert browser.text("highlight") == README_SENTENCE
+        assert browser.js("document.getElementById('generated').hidden")
+        assert "done in" in browser.text("status")
+        browser.click('#tabs [data-task="generate"]')
+        assert browser.text("generated") == "hi there" and browser.js("document.getElementById('entities').hidden")
+        # a run finishing while another tab is shown lands in its own tab only
+        browser.click('#tabs [data-task="re"]')
+        browser.js("document.getElementById('text').value = 'HOLD Microsoft'")
+        browser.click("#run")
+        assert engine.started.wait(10)
+        browser.click('#tabs [data-task="ner"]')
+        state = browser.js(STATE)
+        assert state["shown"] == "done" and state["run"] is True and state["elapsed"].startswith("RE running")
+        assert "Angela Merkel" in browser.text("entities") and "running" not in browser.text("status")
+        browser.click("#cancel")
+        browser.wait("document.body.dataset.status === 'cancelled'")
+        assert browser.js(STATE)["shown"] == "done" and "Angela Merkel" in browser.text("entities")
+        browser.click('#tabs [data-task="re"]')
+        assert browser.js(STATE)["shown"] == "cancelled" and "cancelled" in browser.text("status")
+    assert browser.problems == []

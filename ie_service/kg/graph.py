@@ -65,6 +65,9 @@ class Graph:
     edges: list[Edge] = field(default_factory=list)
     docs: set[str] = field(default_factory=set)
     skipped: int = 0  # triples dropped: an end or the relation is empty after cleaning
+    # triple records read (not skipped), repeats included: what `kg build` counted; edges
+    # holds each (head, relation, tail) once per document
+    triples: int = 0
 
 
 def _text(value: Any, what: str, path: Path, n: int) -> str:
@@ -113,7 +116,7 @@ def load_graph(path: str | Path) -> Graph:
     sure: dict[str, float | None] = {}  # entity key → highest confidence of its mentions
     edges: dict[Edge, float | None] = {}
     all_docs: set[str] = set()
-    records, skipped = 0, 0
+    records, skipped, kept = 0, 0, 0
     for n, rec in _records(path):
         if "doc_id" not in rec or "triples" not in rec:
             raise BadInputFile(path, "expected an object with doc_id and triples", line=n)
@@ -137,6 +140,7 @@ def load_graph(path: str | Path) -> Graph:
             if not head or not tail or not relation:
                 skipped += 1
                 continue
+            kept += 1
             ends = []
             for name, type_, end in ((head, head_type, "head"), (tail, tail_type, "tail")):
                 key = entity_key(name)
@@ -154,7 +158,7 @@ def load_graph(path: str | Path) -> Graph:
                                  "as written by `ie-service kg build`)")
     if skipped:
         log.warning("%s: %d triple(s) with an empty entity or relation skipped", path, skipped)
-    graph = Graph(docs=all_docs, skipped=skipped)
+    graph = Graph(docs=all_docs, skipped=skipped, triples=kept)
     for key, counter in names.items():
         eid = entity_id(key)
         graph.entities[eid] = EntityNode(

@@ -5,7 +5,12 @@ The page inlines the vendored vis-network build (``static/vis-network.min.js``, 
 opens offline; a Content-Security-Policy forbids any network access. Nodes are coloured by
 entity type, edges labelled by relation; a search box finds an entity; clicking a node or
 an edge shows the documents it comes from and, with ``documents``, their sentences that
-mention it. Big graphs keep the ``max_nodes`` most connected entities."""
+mention it. Big graphs keep the ``max_nodes`` most connected entities.
+
+The header counts triples as ``kg build`` wrote them (repeats across documents included) and
+the distinct head → relation → tail edges drawn. Entity types come from the triples' ends,
+which carry one only where the RE schema gave ``head_type`` / ``tail_type``; a graph with no
+type at all shows one note instead of "(no type)" on every entity."""
 
 from __future__ import annotations
 
@@ -82,13 +87,20 @@ def top_entities(graph: Graph, max_nodes: int) -> list[EntityNode]:
 
 
 def type_colors(nodes: Iterable[EntityNode]) -> dict[str | None, str]:
-    """A colour per entity type, most frequent types first; no type is grey."""
+    """A colour per entity type, most frequent types first; no type is grey (where no entity
+    has a type, all are the first colour: grey would single out nothing)."""
     counts = Counter(n.type for n in nodes if n.type)
     colors: dict[str | None, str] = {}
     for i, (t, _) in enumerate(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))):
         colors[t] = PALETTE[i] if i < len(PALETTE) else f"hsl({(i * 137.508) % 360:.0f}, 55%, 60%)"
-    colors[None] = NO_TYPE_COLOR
+    colors[None] = NO_TYPE_COLOR if counts else PALETTE[0]
     return colors
+
+
+def triple_count(graph: Graph) -> int:
+    """Triples in the graph's file, repeats included (what ``kg build`` counted); a graph
+    made in code counts its edges."""
+    return graph.triples or len(graph.edges)
 
 
 @dataclass
@@ -161,9 +173,14 @@ def page_data(graph: Graph, documents: Iterable[Document] | None = None,
             edge["sentences"] = index.sources(docs, {name[head], name[tail]})
         edges.append(edge)
     shown_types = Counter(n.type for n in kept)
-    legend = [{"type": t, "color": c, "count": shown_types[t]} for t, c in colors.items() if shown_types[t]]
-    return {"nodes": nodes, "edges": edges, "legend": legend,
+    # typed: some entity has a type (RE triples carry their ends' types only where the schema
+    # gave head_type / tail_type); untyped, the legend is empty rather than "(no type)" × all
+    typed = any(n.type for n in graph.entities.values())
+    legend = [{"type": t, "color": c, "count": shown_types[t]} for t, c in colors.items()
+              if shown_types[t] and typed]
+    return {"nodes": nodes, "edges": edges, "legend": legend, "typed": typed, "noTypeColor": colors[None],
             "total": len(graph.entities), "totalEdges": len({(e.head, e.relation, e.tail) for e in graph.edges}),
+            "triples": triple_count(graph), "documents": len(graph.docs),
             "message": cap_message(len(graph.entities), max_nodes), "withDocuments": documents is not None}
 
 

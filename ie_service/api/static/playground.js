@@ -1,6 +1,9 @@
 // ie-service playground. Every piece of data reaches the DOM through textContent (no HTML
 // parsing of data); the page is served under a CSP that allows only this script and its stylesheet.
 // A URL fragment presets the form: #task=ner&schema=person,location&text=...&min_confidence=0.5&run=1
+// One request runs at a time: while it runs, Run is disabled, the elapsed time ticks and Cancel
+// aborts the fetch (the service then aborts the engine's work, see api/disconnect.py). Each tab
+// keeps its own last result (state.results); switching tabs shows that tab's, never another's.
 "use strict";
 
 const PALETTE = ["#8ecae6", "#ffb703", "#90be6d", "#f4a3c1", "#c3a6ff", "#f9844a", "#4cc9f0", "#e9c46a",
@@ -35,7 +38,10 @@ const HINTS = {
 };
 
 const $ = (id) => document.getElementById(id);
-const state = {task: "ner", templates: [], colors: new Map(), last: null, lastTask: null, lastText: ""};
+const TASK_NAMES = {ner: "NER", re: "RE", ee: "EE", generate: "generate"};
+// results: task → {state: "running" | "done" | "error" | "cancelled", status, error, data, text};
+// running: the request in flight ({task, controller, started, timer}) or null.
+const state = {task: "ner", templates: [], colors: new Map(), results: {}, running: null};
 
 function el(tag, text, cls) {
   const node = document.createElement(tag);
@@ -64,8 +70,8 @@ function headers() {
   return h;
 }
 
-async function call(method, path, body) {
-  const response = await fetch(path, {method, headers: headers(), body: body === undefined ? undefined
+async function call(method, path, body, signal) {
+  const response = await fetch(path, {method, headers: headers(), signal, body: body === undefined ? undefined
     : JSON.stringify(body)});
   let data = null;
   try { data = await response.json(); } catch (e) { data = null; }
@@ -145,6 +151,7 @@ function selectTask(task, preset = true) {
   for (const name of Object.keys(PRESETS[task])) select.appendChild(new Option(name, name));
   fillTemplates();
   if (preset) applyPreset(select.value);
+  showResult();
 }
 
 // --- results -------------------------------------------------------------------------------
@@ -322,27 +329,47 @@ function renderEvents(events) {
   if (events && !events.length) box.appendChild(el("p", "no events"));
 }
 
+function clearResult() {
+  $("status").textContent = "";
+  $("status").className = "";
+  $("error").textContent = "";
+  $("confidence-filter").hidden = true;
+  clear($("legend"));
+  clear($("highlight"));
+  renderEntities(null);
+  renderTriples(null);
+  renderEvents(null);
+  $("generated").hidden = true;
+  $("generated").textContent = "";
+  clear($("warnings"));
+  $("stats").textContent = "";
+  $("raw").textContent = "";
+}
+
+// The results area shows the current tab's own last result (or nothing), never another tab's.
+function showResult() {
+  const task = state.task;
+  const result = state.results[task];
+  $("results").dataset.task = task;
+  $("results").dataset.state = result ? result.state : "empty";
+  clearResult();
+  if (!result) return;
+  $("status").textContent = result.status || "";
+  if (result.state === "cancelled") $("status").className = "cancelled";
+  $("error").textContent = result.error || "";
+  if (result.state === "done") renderResult(task, result.text, result.data);
+}
+
 function renderResult(task, text, data) {
   state.colors = new Map();
-  state.last = data;
-  state.lastTask = task;
-  state.lastText = text;
   $("raw").textContent = JSON.stringify(data, null, 2);
-  const warnings = $("warnings");
-  clear(warnings);
   $("confidence-filter").hidden = task === "generate";
   if (task === "generate") {
-    clear($("highlight"));
-    clear($("legend"));
-    renderEntities(null);
-    renderTriples(null);
-    renderEvents(null);
     $("generated").hidden = false;
     $("generated").textContent = data.generated_text;
     $("stats").textContent = data.num_output_tokens_cf + " tokens · finish: " + data.finish_reason;
     return;
   }
-  $("generated").hidden = true;
   renderRecords();
   const s = data.stats || {};
   $("stats").textContent = "template " + data.template + " · language " + data.language + " · " +
@@ -353,14 +380,15 @@ function renderResult(task, text, data) {
 
 // The parts of the last answer that the confidence slider filters.
 function renderRecords() {
-  const task = state.lastTask;
-  if (!state.last || task === "generate") return;
+  const task = state.task;
+  const result = state.results[task];
+  if (!result || result.state !== "done" || task === "generate") return;
   const min = minConfidence();
   $("min-confidence-value").textContent = min.toFixed(2);
-  const {data, hidden} = filtered(state.last, min);
+  const {data, hidden} = filtered(result.data, min);
   $("hidden-count").textContent = hidden ? hidden + " below the threshold hidden" : "";
   const spans = spansOf(task, data);
-  renderHighlight(state.lastText, spans);
+  renderHighlight(result.text, spans);
   renderLegend(spans);
   renderEntities(task === "ner" ? data.entities || [] : null);
   renderTriples(task === "re" ? data.triples || [] : null);
@@ -371,31 +399,76 @@ function renderRecords() {
   for (const u of ungroundedOf(task, data)) warnings.appendChild(el("li", "not in the text: " + u));
 }
 
+function seconds(ms) {
+  return (ms / 1000).toFixed(1) + " s";
+}
+
+// The running request's ticking clock, next to Run / Cancel (seen from every tab).
+function tick() {
+  const r = state.running;
+  if (!r) return;
+  const elapsed = seconds(performance.now() - r.started);
+  $("elapsed").textContent = TASK_NAMES[r.task] + " running · " + elapsed;
+  if (state.task === r.task) $("status").textContent = "running… " + elapsed;
+}
+
+function setRunning(running) {
+  state.running = running;
+  $("run").disabled = !!running;
+  $("cancel").hidden = !running;
+  $("cancel").disabled = !running;
+  $("elapsed").hidden = !running;
+  if (running) {
+    running.timer = setInterval(tick, 100);
+    tick();
+  }
+}
+
+// Stores the outcome of a request for ``task``; shown at once if its tab is the current one.
+function settle(task, result, status) {
+  state.results[task] = result;
+  document.body.dataset.status = status;
+  if (state.task === task) showResult();
+}
+
 async function run() {
-  $("error").textContent = "";
+  if (state.running) return;  // one request at a time (Run is disabled meanwhile)
+  const task = state.task;
   let req;
   try {
     req = request();
   } catch (e) {
-    $("error").textContent = e.message;
-    document.body.dataset.status = "error";
+    settle(task, {state: "error", error: e.message}, "error");
     return;
   }
-  const task = state.task;
   const text = $("text").value;
+  const running = {task, controller: new AbortController(), started: performance.now(), timer: null};
+  state.results[task] = {state: "running", status: "running…"};
+  if (state.task === task) showResult();
   document.body.dataset.status = "running";
-  $("status").textContent = "running…";
-  const started = performance.now();
+  setRunning(running);
+  let result, status;
   try {
-    const data = await call("POST", req.path, req.body);
-    renderResult(task, text, data);
-    $("status").textContent = "done in " + ((performance.now() - started) / 1000).toFixed(1) + " s";
-    document.body.dataset.status = "done";
+    const data = await call("POST", req.path, req.body, running.controller.signal);
+    result = {state: "done", status: "done in " + seconds(performance.now() - running.started), data, text};
+    status = "done";
   } catch (e) {
-    $("status").textContent = "";
-    $("error").textContent = e.message;
-    document.body.dataset.status = "error";
+    if (running.controller.signal.aborted) {
+      result = {state: "cancelled", status: "cancelled after " + seconds(performance.now() - running.started)};
+      status = "cancelled";
+    } else {
+      result = {state: "error", error: e.message};
+      status = "error";
+    }
+  } finally {
+    clearInterval(running.timer);
+    setRunning(null);
   }
+  settle(task, result, status);
+}
+
+function cancel() {
+  if (state.running) state.running.controller.abort();
 }
 
 function shellQuote(s) {
@@ -449,6 +522,7 @@ function init() {
   for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => selectTask(b.dataset.task));
   $("preset").addEventListener("change", () => applyPreset($("preset").value));
   $("run").addEventListener("click", run);
+  $("cancel").addEventListener("click", cancel);
   $("copy-curl").addEventListener("click", copyCurl);
   $("min-confidence").addEventListener("input", renderRecords);
   const params = new URLSearchParams(location.hash.slice(1));
