@@ -500,3 +500,22 @@ def test_the_monitor_probes_while_work_is_in_flight():
         while not seen and time.monotonic() < deadline:
             time.sleep(0.02)
     assert seen == [1] or seen[:1] == [1]
+
+
+def test_engine_steps_are_progress_without_any_output():
+    """A long prefill outputs nothing for seconds, but its engine steps complete: the step
+    clock (vLLM's stat-logger interface) moves ``last_progress``, so health says busy, not hung."""
+    from types import SimpleNamespace
+
+    from ie_service.engine.vllm_engine import Engine, StepStats
+
+    steps = StepStats()
+    recorder = steps.logger_factory()(SimpleNamespace(), engine_index=0)
+    engine = Engine.__new__(Engine)
+    engine._steps, engine._last_output = steps, 0.0
+    before = engine.last_progress
+    time.sleep(0.01)
+    recorder.record(scheduler_stats=SimpleNamespace(), iteration_stats=None)  # a prefill step: no output
+    assert engine.last_progress > before
+    recorder.record(scheduler_stats=None, iteration_stats=SimpleNamespace(finished_requests=[1, 2]))
+    assert steps.finished == {0: 2}

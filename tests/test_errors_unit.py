@@ -29,6 +29,8 @@ def test_each_listed_exception_gets_its_status(exc_class, path, body):
     assert r.json()["error"] == "what went wrong"
     if getattr(exc_class, "retry_after_s", None) is not None:
         assert r.headers["retry-after"] == str(exc_class.retry_after_s)
+    if r.status_code == 503:  # every 503 says when to retry (a dead engine's first ones too)
+        assert int(r.headers["retry-after"]) > 0
 
 
 def test_unlisted_exception_is_500_without_details():

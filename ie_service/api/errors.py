@@ -17,6 +17,7 @@ from ..engine import EngineUnavailable, PromptTooLong
 from ..engine.json_schema_guard import GrammarBusy
 from ..request_errors import STATUS as REQUEST_STATUS
 from .disconnect import ClientDisconnected
+from .supervisor import RETRY_AFTER_S
 from .wire import ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if status >= 500:
             log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
         retry = getattr(exc, "retry_after_s", None)
+        if retry is None and status == 503:
+            retry = RETRY_AFTER_S  # every 503 says when to come back (a dead engine's first ones too)
         headers = {"retry-after": str(retry)} if retry is not None else None
         return JSONResponse({"error": _message(exc)}, status_code=status, headers=headers)
 

@@ -3,7 +3,8 @@ a new engine started in place when the old one dies.
 
 * **Health** (:meth:`EngineSupervisor.health`, answered from state, never waiting on the
   engine): the engine core is alive (``check_health``) and makes progress. Progress is any
-  output arriving (``engine.last_progress``) or a probe answering; when nothing has
+  output arriving or engine step completing (``engine.last_progress``: a long prefill
+  outputs nothing for seconds, but its steps complete) or a probe answering; when nothing has
   arrived for :attr:`probe_every_s`, a 1-token probe generation is sent (top priority), and
   the engine is *hung* once that probe has waited :attr:`hung_after_s` with no output from
   anyone. A busy engine (work in flight, outputs arriving) is healthy. Probes are sent only

@@ -168,32 +168,36 @@ def run_follower(config: EngineConfig) -> int:
     return 1
 
 
-class ReplicaLoad:
-    """Requests finished per data-parallel replica, from the iteration stats each engine
-    core reports with its index (vLLM's stat-logger interface)."""
+class StepStats:
+    """What every engine step reports, through vLLM's stat-logger interface: requests
+    finished per data-parallel replica, and when a step last completed. A long prefill (a
+    big request's prompts, chunked) produces no output for seconds, but its steps complete:
+    health tells that busy engine from a stuck one by this clock (issue 31)."""
 
     def __init__(self) -> None:
         self.finished: dict[int, int] = {}
+        self.last_step = time.monotonic()
 
     def logger_factory(self) -> type:
         from vllm.v1.metrics.loggers import StatLoggerBase
 
-        load = self
+        stats = self
 
-        class _Counter(StatLoggerBase):
+        class _Recorder(StatLoggerBase):
             def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
-                load.finished.setdefault(engine_index, 0)
+                stats.finished.setdefault(engine_index, 0)
 
             def record(self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None,
                        engine_idx: int = 0) -> None:
+                stats.last_step = time.monotonic()
                 if iteration_stats is not None and iteration_stats.finished_requests:
-                    load.finished[engine_idx] = load.finished.get(engine_idx, 0) + len(
+                    stats.finished[engine_idx] = stats.finished.get(engine_idx, 0) + len(
                         iteration_stats.finished_requests)
 
             def log_engine_initialized(self) -> None:
                 pass
 
-        return _Counter
+        return _Recorder
 
 
 def to_sampling_params(options: SamplingOptions, json_schema: dict[str, Any] | None,
@@ -225,9 +229,9 @@ class Engine:
     """A started vLLM engine plus the prompt format chosen for its model."""
 
     def __init__(self, llm: AsyncLLM, config: EngineConfig, model_path: str, name: str,
-                 load: ReplicaLoad | None = None, inspection: ModelInspection | None = None) -> None:
+                 steps: StepStats | None = None, inspection: ModelInspection | None = None) -> None:
         self._llm = llm
-        self._load = load
+        self._steps = steps
         self.config = config
         self.replicas = config.data_parallel_size
         self.model_path = model_path
@@ -249,7 +253,7 @@ class Engine:
         log.info("answer shape %s%s", self.answer_shape, "".join(
             f"; adapter {n}: {s}" for n, s in self.adapter_shapes.items()))
         self.in_flight = 0  # generations started and not ended
-        self.last_progress = time.monotonic()  # when an output last arrived (health: hung vs busy)
+        self._last_output = time.monotonic()
         self._schemas = GrammarCompileGuard(
             self.tokenizer, _vocab_size(llm),
             any_whitespace=not STRUCTURED_OUTPUTS["disable_any_whitespace"])
@@ -285,14 +289,21 @@ class Engine:
         choice = choose_tokenizer(config.tokenizer or model_path, config.tokenizer_mode)
         log.info("tokenizer: %s (%s)", choice.mode, choice.reason)
         log_block_size(config, is_cpu_backend())
-        load = ReplicaLoad() if config.data_parallel_size > 1 else None
+        steps = StepStats()
         llm = AsyncLLM.from_engine_args(_engine_args(config, model_path, host, inspection=inspection),
-                                        stat_loggers=[load.logger_factory()] if load else None)
-        return cls(llm, config, model_path, name, load, inspection)
+                                        stat_loggers=[steps.logger_factory()])
+        return cls(llm, config, model_path, name, steps, inspection)
+
+    @property
+    def last_progress(self) -> float:
+        """When an output last arrived or an engine step last completed (health: busy vs hung)."""
+        return max(self._last_output, self._steps.last_step if self._steps else 0.0)
 
     def replica_requests(self) -> dict[int, int]:
         """Requests finished per data-parallel replica (empty with one replica)."""
-        return dict(sorted(self._load.finished.items())) if self._load else {}
+        if self._steps is None or self.replicas < 2:
+            return {}
+        return dict(sorted(self._steps.finished.items()))
 
     @property
     def max_model_len(self) -> int:
@@ -358,7 +369,7 @@ class Engine:
             async for output in self._llm.generate({"prompt_token_ids": ids}, params, request_id, **lora,
                                                    priority=current_priority() if priority is None else priority):
                 final = output
-                self.last_progress = time.monotonic()
+                self._last_output = time.monotonic()
         except EngineDeadError as exc:
             raise EngineUnavailable(f"engine failed: {one_line(exc) if str(exc) else 'engine core died'}") from exc
         except GracefulHTTPError as exc:
