@@ -34,7 +34,7 @@ STATUS: dict[type[Exception], int] = {
 }
 """Exception → HTTP status; a subclass takes its nearest listed base's status."""
 
-GUARD_STATUS = (400, 401, 413, 429, 504)  # answered by the Guard middleware before any route
+GUARD_STATUS = (400, 401, 413, 429, 431, 504)  # answered by the Guard middleware before any route
 RESPONSES = {code: {"model": ErrorResponse}
              for code in sorted({*STATUS.values(), *GUARD_STATUS, 422, 500})}
 """Error responses documented in the OpenAPI spec of every route."""

@@ -1,6 +1,9 @@
-"""ASGI middleware in front of every route: request id, API keys, body size, admission
-(bounded outstanding engine work → 429), timeout (→ 504, work cancelled), metrics and a
-JSON access log line."""
+"""ASGI middleware in front of every route: request id, header count and size (→ 431), API
+keys, body size, admission (bounded outstanding engine work → 429), timeout (→ 504, work
+cancelled), metrics and a JSON access log line.
+
+What the HTTP server reads of the request line and headers is bounded before any of this
+runs (:data:`UVICORN_LIMITS`, used by ``ie-service serve``)."""
 
 from __future__ import annotations
 
@@ -23,6 +26,15 @@ access_log = logging.getLogger("ie_service.access")
 # the playground page and its assets carry no data and ask for the key themselves: they load
 # without one (GET only); every other route needs it
 PUBLIC_PATHS = frozenset({"/", "/playground.js", "/playground.css"})
+# issue 31: a 32 MB header line and 2,000 headers were read and answered 200. Apache's
+# LimitRequestFields is 100; browsers send ~20. 32 KiB of header fields leaves room for
+# cookies a browser sends to localhost (nginx: 8 KiB lines, Node: 16 KiB in all).
+MAX_HEADER_COUNT = 100
+MAX_HEADER_BYTES = 32 * 1024
+# what the server reads is bounded too: uvicorn's httptools parser has no header limit; h11
+# refuses (400, connection closed) a request line + headers still incomplete past this many
+# bytes (a head that arrives in one read, <= 256 KiB, is parsed whole: then the guard's 431)
+UVICORN_LIMITS = {"http": "h11", "h11_max_incomplete_event_size": MAX_HEADER_BYTES}
 
 
 async def _reply(send: Send, status: int, error: str, headers: dict[str, str] | None = None) -> None:
@@ -85,6 +97,12 @@ class Guard:
                 "client": (scope.get("client") or ["?"])[0]}))
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, refuse, path: str) -> None:
+        fields = scope.get("headers") or []
+        size = sum(len(name) + len(value) for name, value in fields)
+        if len(fields) > MAX_HEADER_COUNT or size > MAX_HEADER_BYTES:
+            await refuse(431, "headers", f"request has {len(fields)} header fields of {size} bytes; at most "
+                                         f"{MAX_HEADER_COUNT} fields and {MAX_HEADER_BYTES} bytes")
+            return
         if not self._authorized(scope):
             await refuse(401, "auth", "missing or invalid API key", {"www-authenticate": "Bearer"})
             return

@@ -32,13 +32,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ..api.app import create_app
+    from ..api.guard import UVICORN_LIMITS
     from ..engine.vllm_engine import Engine, run_follower
 
     if args.headless:
         return run_follower(config)
     app = create_app(lambda: Engine.start(config), settings=settings)
-    # our middleware writes one JSON access line per request; uvicorn's own is off
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    # our middleware writes one JSON access line per request; uvicorn's own is off.
+    # UVICORN_LIMITS: the h11 parser, with a bound on the request line + headers (issue 31)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
+                **UVICORN_LIMITS)
     return 0
 
 
@@ -63,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="follower node of a multi-node engine (--nnodes N --node-rank R ≥ 1 "
                             "--master-addr LEADER): run only this node's engine workers, no HTTP")
     limits = serve.add_argument_group("limits and access")
-    limits.add_argument("--api-key", action="append", default=None, type=arg_types.non_empty,
+    limits.add_argument("--api-key", action="append", default=None, type=arg_types.api_key,
                         help="require this key on every route (repeatable; also $IE_SERVICE_API_KEYS, "
                              "comma-separated); clients send 'Authorization: Bearer KEY' or 'X-API-Key'. "
                              "An empty key is refused")

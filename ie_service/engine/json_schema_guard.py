@@ -5,8 +5,10 @@ a ``$ref`` that loops still compiles and the request ends with ``finish_reason: 
 and no text, and grammar compilation has no time limit (an ``enum`` of 100k strings took
 minutes; the cost grows faster than linearly: 10k random strings 2.6 s, 30k 23 s). So:
 
-* :func:`check_json_schema` (pure Python, cheap): size, ``enum``/``const`` values, depth
-  (for clients' schemas: ``/generate`` checks them when it reads the request), the JSON
+* :func:`check_json_schema` (pure Python, cheap): size, ``enum``/``const`` values, depth,
+  counts (``minItems``, ``maxLength``, ...), number limits and regex repetition (issue 31:
+  the compile cost bounded by the schema's shape; for clients' schemas: ``/generate`` checks
+  them when it reads the request), the JSON
   Schema meta-schema, local ``$ref`` targets, and that the schema has at least one finite
   instance (no ``$ref`` loop without a way out).
 * :class:`GrammarCompileGuard`: compiles the schema with xgrammar for the served
@@ -27,6 +29,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 from ..request_errors import InvalidJsonSchema
@@ -36,6 +39,21 @@ log = logging.getLogger(__name__)
 MAX_SCHEMA_BYTES = 32 * 1024
 MAX_ENUM_VALUES = 1000  # enum entries + const values, whole schema
 MAX_DEPTH = 64  # vLLM 0.32 refuses deeper (MAX_STRUCTURED_OUTPUT_JSON_NESTING)
+# issue 31: no count may exceed the longest answer in tokens (max_tokens <= 32768): a larger
+# minimum can never be met, a larger maximum never reached
+MAX_SCHEMA_COUNT = 32768
+COUNT_KEYWORDS = ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties")
+# JSON's exact-integer range (RFC 8259 interoperability); xgrammar fails past int64 (500-ish
+# "Check failed" text) and builds a digit grammar from each limit
+MAX_SCHEMA_NUMBER = 2**53
+NUMBER_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+# xgrammar 0.2.8 expands a regex repetition with a cost quadratic in its count (measured,
+# pattern conversion alone: a{1000} 0.05 s, a{3000} 0.46 s, a{10000} 5.6 s): each count is
+# capped, and so is the size of all the schema's patterns with every repetition expanded
+# ((a{1000}){1000} is 10^6; ten a{1000} are 10^4, 0.5 s)
+MAX_PATTERN_REPEAT = 1000
+MAX_PATTERN_SIZE = 10_000
+_QUANTIFIER = re.compile(r"\{(\d+)(,(\d*))?\}")
 COMPILE_TIMEOUT_S = 10.0
 CPU_SHARE_OF_OWN_FAULT = 0.25  # a compile that overran with less CPU than this share was starved
 _XGRAMMAR_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: ")
@@ -97,6 +115,7 @@ def _check_limits(schema: dict, size: int) -> None:
     if values > MAX_ENUM_VALUES:
         raise InvalidJsonSchema(
             f"json_schema lists {values} enum/const values; at most {MAX_ENUM_VALUES} are accepted")
+    _check_bounds(schema)
 
 
 def _count(root: Any) -> tuple[int, int]:
@@ -140,28 +159,107 @@ def _subschemas(node: dict) -> list[tuple[str, Any]]:
     return out
 
 
-def _check_keywords(root: dict) -> None:
-    """Refuse (naming it) the first keyword the grammar would not enforce; iterative."""
+def _nodes(root: dict) -> Iterator[tuple[str, dict]]:
+    """(JSON pointer, subschema) of every object subschema of ``root``; iterative."""
     stack: list[tuple[str, Any]] = [("", root)]
     while stack:
         where, node = stack.pop()
-        if not isinstance(node, dict):
-            continue
+        if isinstance(node, dict):
+            yield where or "(root)", node
+            stack += [(where + suffix, child) for suffix, child in _subschemas(node)]
+
+
+def _check_keywords(root: dict) -> None:
+    """Refuse (naming it) the first keyword the grammar would not enforce."""
+    for where, node in _nodes(root):
         for key in node:
             if key not in ENFORCED_KEYWORDS and key not in ANNOTATION_KEYWORDS:
                 raise InvalidJsonSchema(
-                    f"json_schema keyword {key!r} at {where or '(root)'} is not enforced by the "
+                    f"json_schema keyword {key!r} at {where} is not enforced by the "
                     "grammar engine (the output could break it); supported: "
                     + ", ".join(sorted(ENFORCED_KEYWORDS)))
         if "format" in node and node["format"] not in STRING_FORMATS:
             raise InvalidJsonSchema(
-                f"json_schema format {node['format']!r} at {where or '(root)'} is not enforced; "
+                f"json_schema format {node['format']!r} at {where} is not enforced; "
                 f"supported formats: {', '.join(sorted(STRING_FORMATS))}")
         if isinstance(node.get("allOf"), list) and len(node["allOf"]) > 1:
             raise InvalidJsonSchema(
-                f"json_schema keyword 'allOf' at {where or '(root)'} with more than one schema is "
+                f"json_schema keyword 'allOf' at {where} with more than one schema is "
                 "not fully enforced by the grammar engine; merge them into one schema")
-        stack += [(where + suffix, child) for suffix, child in _subschemas(node)]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_bounds(root: dict) -> None:
+    """Counts, number limits and regex repetition within the caps (issue 31); the sizes of
+    all patterns (``pattern`` and ``patternProperties`` keys) are added up."""
+    pattern_total = 0
+    for where, node in _nodes(root):
+        for key in COUNT_KEYWORDS:
+            if _is_number(node.get(key)) and node[key] > MAX_SCHEMA_COUNT:
+                raise InvalidJsonSchema(f"json_schema {key} at {where} is {node[key]}; at most "
+                                        f"{MAX_SCHEMA_COUNT} (the longest answer, in tokens)")
+        for key in NUMBER_KEYWORDS:
+            value = node.get(key)
+            if _is_number(value) and not abs(value) <= MAX_SCHEMA_NUMBER:  # NaN too
+                raise InvalidJsonSchema(f"json_schema {key} at {where} is {value}; it must lie "
+                                        f"within ±2^53 ({MAX_SCHEMA_NUMBER})")
+        patterns = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
+        if isinstance(node.get("patternProperties"), dict):
+            patterns += list(node["patternProperties"])
+        for pattern in patterns:
+            try:
+                pattern_total += pattern_size(pattern)
+            except ValueError as exc:
+                raise InvalidJsonSchema(f"json_schema pattern at {where}: {exc}") from None
+            if pattern_total > MAX_PATTERN_SIZE:
+                raise InvalidJsonSchema(
+                    f"json_schema patterns (at {where} and before) expand to over {MAX_PATTERN_SIZE} "
+                    "characters with their repetitions counted (e.g. (a{100}){100} is 10000); "
+                    "use fewer or shorter repetitions")
+
+
+def pattern_size(pattern: str) -> int:
+    """The size of a regex with every counted repetition expanded (``a{3}`` is 3,
+    ``(ab{2}){3}`` is 9; ``*``, ``+``, ``?`` count once). ValueError for a count over
+    :data:`MAX_PATTERN_REPEAT`."""
+    groups, last, i = [0], 0, 0  # the size of each open group; of the atom a count repeats
+    while i < len(pattern):
+        char = pattern[i]
+        quantifier = _QUANTIFIER.match(pattern, i) if char == "{" else None
+        if quantifier:
+            digits = quantifier[3] or quantifier[1]
+            count = int(digits) if len(digits) <= 9 else 10**9
+            if count > MAX_PATTERN_REPEAT:
+                raise ValueError(f"it repeats {count} times ({quantifier[0]}); at most {MAX_PATTERN_REPEAT}")
+            groups[-1] += last * (count - 1)
+            last *= count
+            i = quantifier.end()
+            continue
+        if char == "(":
+            groups.append(0)
+            last = 0
+        elif char == ")" and len(groups) > 1:
+            last = groups.pop()
+            groups[-1] += last
+        elif char in "|*+?":
+            last = 0 if char == "|" else last
+        else:
+            i = _class_end(pattern, i) if char == "[" else i + (char == "\\")
+            last = 1
+            groups[-1] += 1
+        i += 1
+    return sum(groups)
+
+
+def _class_end(pattern: str, start: int) -> int:
+    """The index of the ``]`` closing the character class that opens at ``start``."""
+    i = start + 1
+    while i < len(pattern) and pattern[i] != "]":
+        i += 2 if pattern[i] == "\\" else 1
+    return i
 
 
 def _check_meta(schema: dict) -> None:

@@ -3,6 +3,8 @@ engine, answered by vLLM's serving layer (``engine.openai()``; no vllm import he
 
 The guard in front applies as to every engine route (API keys, body size, the outstanding
 limit, the timeout, metrics); a request asking for ``n`` choices claims ``n`` engine prompts.
+The body is checked strictly first (``wire.ChatRequest`` / ``CompletionRequest``: types
+without coercion, known roles, bounded numbers and strings): a 400 in OpenAI's error shape.
 A non-streamed request is aborted when its client goes away; a stream stops with its client
 (Starlette stops the generator, which aborts the vLLM request)."""
 
@@ -13,10 +15,12 @@ from typing import Any, Protocol
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 
 from ...admission import reserve_prompts
 from ..disconnect import cancel_on_disconnect
 from ..state import engine_of, metrics_of
+from ..wire import ChatRequest, CompletionRequest, OpenAIRequest
 
 router = APIRouter(tags=["openai"])
 
@@ -29,11 +33,23 @@ class OpenAIAPI(Protocol):
     async def completion(self, body: Any, raw_request: Request) -> Response: ...
 
 
-def openai_error(message: str, status: int = 400) -> JSONResponse:
+REQUESTS: dict[str, type[OpenAIRequest]] = {"chat": ChatRequest, "completion": CompletionRequest}
+
+
+def openai_error(message: str, status: int = 400, param: str | None = None) -> JSONResponse:
     """OpenAI's error shape (what the ``openai`` package reads)."""
     kind = {400: "BadRequestError", 404: "NotFoundError", 501: "NotImplementedError"}.get(status, "Error")
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status, "param": None}},
+    return JSONResponse({"error": {"message": message, "type": kind, "code": status, "param": param}},
                         status_code=status)
+
+
+def _invalid(exc: ValidationError) -> JSONResponse:
+    """A 400 naming each refused field (``messages.0.role: Input should be ...``): OpenAI's and
+    vLLM's status for an invalid parameter (the ``openai`` package's ``BadRequestError``)."""
+    errors = exc.errors()
+    where = [".".join(str(p) for p in e["loc"]) or "body" for e in errors]
+    message = "; ".join(f"{w}: {e['msg']}" for w, e in zip(where, errors))
+    return openai_error(f"invalid request: {message}", 400, where[0] if where else None)
 
 
 async def _serve(request: Request, kind: str) -> Response:
@@ -44,12 +60,14 @@ async def _serve(request: Request, kind: str) -> Response:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError) as exc:
         return openai_error(f"the request body is not JSON: {exc}")
-    n = body.get("n") if isinstance(body, dict) else None
-    choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+    try:
+        checked = REQUESTS[kind].model_validate(body)
+    except ValidationError as exc:
+        return _invalid(exc)
     api: OpenAIAPI = openai()
-    async with reserve_prompts(choices):  # one prompt per choice (the guard's slot is the first)
+    async with reserve_prompts(checked.n or 1):  # one prompt per choice (the guard's slot is the first)
         answer = getattr(api, kind)(body, request)
-        if isinstance(body, dict) and body.get("stream"):
+        if checked.stream:
             response = await answer  # the stream itself watches its client
         else:
             response = await cancel_on_disconnect(request, answer)
