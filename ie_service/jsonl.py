@@ -1,10 +1,14 @@
-"""JSON lines files that tools append to and resume from, without silent data loss.
+"""JSON lines files that tools append to and resume from, without silent data loss: the one
+writer of ``extract -o``, ``kg build --out`` and ``eval --predictions``.
 
 A record is written as one ``json + "\\n"``; a process killed mid-write leaves a *cut* last
 line: no newline after it, maybe not even whole UTF-8. Readers skip such a line (counted in
-:attr:`JsonLines.cut`) and :func:`open_for_append` moves it aside before appending, so new
-records always start on a fresh line. Any other line that is not a JSON object is an error
-naming the file and line (:class:`~ie_service.user_errors.BadInputFile`)."""
+:attr:`JsonLines.cut`) and :func:`open_for_append` moves it to ``FILE.cut`` before
+appending, so new records always start on a fresh line and the cut record is redone. Any
+other line that is not a JSON object is an error naming the file and line
+(:class:`~ie_service.user_errors.BadInputFile`), and the file is left as it is. Input ids
+must be unique (:func:`check_unique`): a resume skips an id already written. JSON nested
+too deeply to parse is bad JSON like any other (:func:`loads`)."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .user_errors import BadInputFile
+from .user_errors import BadInputFile, UserInputError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,7 @@ def looks_like_json_lines(data: bytes) -> bool:
         if not raw.strip():
             continue
         try:
-            if not isinstance(json.loads(raw.decode("utf-8")), dict):
+            if not isinstance(_decode(raw), dict):
                 return False
         except (UnicodeDecodeError, ValueError):
             return False
@@ -50,8 +54,17 @@ class JsonLines:
     cut: int = 0  # a cut last line skipped (0 or 1)
 
 
+def loads(text: str | bytes) -> Any:
+    """``json.loads``, with nesting too deep for the parser a ``ValueError`` like any other
+    bad JSON (not a ``RecursionError``)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def _decode(raw: bytes) -> Any:
-    return json.loads(raw.decode("utf-8"))
+    return loads(raw.decode("utf-8"))
 
 
 def parse_json_lines(path: str | Path, data: bytes, what: str = "a JSON object",
@@ -98,6 +111,23 @@ def read_json_lines(path: str | Path, what: str = "a JSON object", missing_ok: b
     if missing_ok and not path.exists():
         return JsonLines(path)
     return parse_json_lines(path, read_bytes(path), what)
+
+
+def check_unique(ids: list[str], what: str = "document") -> None:
+    """Refuse ids that occur twice (:class:`UserInputError`, naming the first): a resume
+    skips an id already written, so a second text with it would never be done."""
+    seen: dict[str, int] = {}
+    for n, doc_id in enumerate(ids, 1):
+        if doc_id in seen:
+            raise UserInputError(f"{what} id {doc_id!r} occurs twice ({what}s {seen[doc_id]} and {n}); "
+                                 "resuming needs unique ids")
+        seen[doc_id] = n
+
+
+def cut_warning(path: str | Path) -> str:
+    """What a command prints when a resume found a cut last line in its output."""
+    return (f"warning: {path}: a cut last line (an interrupted run) was moved to {path}.cut "
+            "and its record redone")
 
 
 def cut_tail(data: bytes) -> bytes:

@@ -57,13 +57,14 @@ def test_a_file_with_progress_and_resume(url, capsys, tmp_path):
     code, _, err = run(capsys, *args)
     assert code == 1  # one text failed: reported, not written
     assert "4: " in err and "a rerun retries it" in err and "extract ner" in err  # the tqdm bar
+    assert err.strip().splitlines()[-1].startswith("error: 1 text(s) not written")
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(line["id"] for line in lines) == ["1", "3"]
     assert next(line for line in lines if line["id"] == "1")["entities"][1]["text"] == "Berlin"
     src.write_text(f"{TEXT}\n\nNothing here.\nnow fine\n", encoding="utf-8")
     code, _, err = run(capsys, *args)
     assert code == 0 and json.loads(err.strip().splitlines()[-1]) == {
-        "texts": 3, "done": 1, "skipped": 2, "failed": 0, "records": 0}
+        "texts": 3, "done": 1, "skipped": 2, "failed": 0, "refused": 0, "records": 0}
     assert sorted(json.loads(line)["id"] for line in out.read_text().splitlines()) == ["1", "3", "4"]
 
 
@@ -89,7 +90,7 @@ def test_interactive_loop(url, capsys, monkeypatch):
     (["--task", "re", "--schema", "{oops", TEXT], "--schema is not valid JSON"),
     (["--task", "ner", "--schema", "missing.json", TEXT], "missing.json: No such file"),
     (["--task", "ner", "--schema", "a", "-i", "nope.txt"], "nope.txt: no such file"),
-    (["--task", "ner", "--schema", "a", "-i", "BAD"], "expected a .txt (one text a line) or .jsonl file"),
+    (["--task", "ner", "--schema", "a", "-i", "BAD"], "expected a .txt (one text a line), .jsonl or .ndjson file"),
 ])
 def test_bad_schemas_and_files_are_one_line(argv, needle, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -112,3 +113,60 @@ def test_bad_jsonl_line_and_server_errors(url, capsys, tmp_path):
     with pytest.raises(SystemExit) as usage:
         main(["extract", "--task", "ner", "--schema", "a", "--url", url])  # no text, file or loop
     assert usage.value.code == 2
+
+
+# ---- -o resumes like kg build and eval (issue 31, 1): one JSON lines writer
+
+
+def lines_of(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.mark.parametrize("cut_at", ["ascii", "inside a UTF-8 character"])
+def test_a_cut_last_line_is_moved_aside_and_its_text_redone(url, capsys, tmp_path, cut_at):
+    src = tmp_path / "docs.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n"
+                           for i, t in (("a", TEXT), ("bé", "Angela Merkel in Berlin"))), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    args = ("--task", "ner", "--schema", "person,location", "-i", str(src), "-o", str(out), "--url", url,
+            "--api-key", "k", "--concurrency", "1")
+    assert run(capsys, *args)[0] == 0
+    data = out.read_bytes()
+    last = data.rstrip(b"\n").rsplit(b"\n", 1)[1]
+    keep = data[: len(data) - len(last) - 1]
+    cut = last[:20] if cut_at == "ascii" else last[: last.index("é".encode()) + 1]
+    out.write_bytes(keep + cut)
+    code, _, err = run(capsys, *args)
+    assert code == 0, err
+    assert "internal error" not in err and "cut last line" in err
+    assert (tmp_path / "out.jsonl.cut").read_bytes() == cut + b"\n"  # kept, not lost
+    assert sorted(r["id"] for r in lines_of(out)) == ["a", "bé"]  # each once, and the file parses
+    assert json.loads(err.strip().splitlines()[-2])["done"] == 1  # only the cut record was redone
+
+
+def test_a_corrupt_middle_line_is_an_error_and_the_file_is_untouched(url, capsys, tmp_path):
+    src = tmp_path / "texts.txt"
+    src.write_text(f"{TEXT}\nNobody.\nBerlin.\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    before = json.dumps({"id": "1", "entities": []}) + '\n{"id": "2", "enti\n' + json.dumps({"id": "3"}) + "\n"
+    out.write_text(before)
+    code, _, err = run(capsys, "--task", "ner", "--schema", "person", "-i", str(src), "-o", str(out),
+                       "--url", url, "--api-key", "k")
+    assert code == 2 and err.startswith(f"error: {out}:2: not JSON") and err.count("\n") == 1, err
+    assert out.read_text() == before and not (tmp_path / "out.jsonl.cut").exists()
+
+
+def test_duplicate_ids_are_refused_naming_the_id(url, capsys, tmp_path):
+    src = tmp_path / "docs.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "text": TEXT}) + "\n" for i in ("x", "y", "x")))
+    code, _, err = run(capsys, "--task", "ner", "--schema", "person", "-i", str(src), "--url", url, "--api-key", "k")
+    assert code == 2 and err.strip() == "error: text id 'x' occurs twice (texts 1 and 3); resuming needs unique ids"
+
+
+@pytest.mark.parametrize("name", ["docs.JSONL", "docs.ndjson", "docs.NDJSON", "docs.Jsonl"])
+def test_json_lines_suffixes_as_kg_build_and_eval_take_them(url, capsys, tmp_path, name):
+    src = tmp_path / name
+    src.write_text(json.dumps({"id": "doc-a", "text": TEXT}) + "\n", encoding="utf-8")
+    code, out, err = run(capsys, "--task", "ner", "--schema", "person", "-i", str(src), "--url", url,
+                         "--api-key", "k")
+    assert code == 0 and json.loads(out)["id"] == "doc-a", err

@@ -28,6 +28,8 @@ def raising(exc):
     (IsADirectoryError(21, "Is a directory", "/tmp"), 2, "error: /tmp: Is a directory"),
     (httpx.ConnectError("refused", request=httpx.Request("GET", "http://127.0.0.1:9/health")), 1,
      "error: cannot reach http://127.0.0.1:9/health"),
+    (OSError(28, "No space left on device", "/data/out.jsonl"), 1, "error: /data/out.jsonl: No space left on device"),
+    (RecursionError("maximum recursion depth exceeded"), 2, "error: an input is nested too deeply to read"),
     (KeyboardInterrupt(), 130, "error: interrupted"),
     (ZeroDivisionError("division by zero"), 1, "error: internal error: ZeroDivisionError: division by zero"),
 ])

@@ -16,7 +16,7 @@ from tiny_http import tiny_server
 
 from ie_service import jsonl
 from ie_service.kg.build import read_documents, resume_state
-from ie_service.user_errors import BadInputFile
+from ie_service.user_errors import BadInputFile, UserInputError
 
 CLI = [sys.executable, "-m", "ie_service.cli"]
 
@@ -63,6 +63,21 @@ def test_a_bad_line_before_the_last_is_an_error_naming_it(tmp_path):
     path.write_text(record("d0") + "\n" + '{"doc_id": "d39", "triple' + record("d1") + "\n" + record("d2") + "\n")
     with pytest.raises(BadInputFile, match=r"out.jsonl:2: not JSON"):
         resume_state(path)
+
+
+def test_json_nested_too_deeply_is_bad_json_not_a_crash(tmp_path):
+    deep = b"[" * 50_000 + b"]" * 50_000
+    path = tmp_path / "deep.jsonl"
+    path.write_bytes(b'{"id": "a", "x": ' + deep + b"}\n")
+    with pytest.raises(BadInputFile, match=r"deep.jsonl:1: not JSON \(nested too deeply\)"):
+        jsonl.read_json_lines(path)
+    assert not jsonl.looks_like_json_lines(deep + b"\n")
+
+
+def test_ids_must_be_unique():
+    jsonl.check_unique(["a", "b"])
+    with pytest.raises(UserInputError, match=r"document id 'b' occurs twice \(documents 2 and 4\)"):
+        jsonl.check_unique(["a", "b", "c", "b"])
 
 
 # ---- kg build: JSON lines by content, --limit, resume after a cut line

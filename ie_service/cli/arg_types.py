@@ -39,6 +39,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """A finite number ≥ 0 (a sampling temperature; NaN and infinity are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, got {text}")
+    return value
+
+
 def unit_float(text: str) -> float:
     """A number in [0, 1] (a confidence threshold)."""
     try:
@@ -65,6 +76,17 @@ def non_empty(text: str) -> str:
     """A value that is not empty or only spaces (``--api-key ""`` would turn access control off)."""
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def api_key(text: str) -> str:
+    """An API key (``serve --api-key``, a client's ``--api-key``): not blank, no spaces around
+    it, no comma (:func:`~ie_service.api.settings.key_problem`)."""
+    from ..api.settings import key_problem
+
+    problem = key_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return text
 
 
@@ -130,4 +152,17 @@ def output_dir(text: str) -> str:
             if not parent.is_dir():
                 raise argparse.ArgumentTypeError(f"{text}: {parent} is a file, not a folder")
             break
+    return text
+
+
+def resumable_output(text: str) -> str:
+    """A JSON lines file that a command appends to and resumes from (``extract -o``,
+    ``kg build --out``, ``eval --predictions``): a regular file or a new one (its folder made
+    if missing); a device, pipe or folder is refused (``/dev/full`` would fail on the first
+    record, ``/dev/null`` would lose every one)."""
+    output_file_new_dir(text)
+    path = Path(text)
+    if path.exists() and not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: not a regular file (a JSON lines file is appended to "
+                                         "and read back to resume)")
     return text

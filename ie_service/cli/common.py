@@ -132,8 +132,9 @@ def _check_model_folder(flag: str, value: str | None, needs: str) -> None:
 
 
 def check_engine_config(config: EngineConfig) -> None:
-    """What the engine would only find out after it started: an unknown dtype or prompt
-    format, a model path that is not a model folder."""
+    """What the engine would only find out after it started: an unknown dtype, prompt
+    format or quantization method, a model path that is not a model folder."""
+    from ..engine.engine_args import check_quantization
     from ..engine.prompt_formats import AUTO, CHAT, UnknownPromptFormat, available_formats, load_file_format
 
     if config.dtype not in DTYPES:
@@ -147,6 +148,7 @@ def check_engine_config(config: EngineConfig) -> None:
         except (OSError, ValueError, KeyError) as exc:
             raise UsageError(f"--prompt-format {config.prompt_format}: not a template file "
                              f"(JSON with prompt_input and prompt_no_input): {exc}") from None
+    check_quantization(config.quantization)
     _check_model_folder("--model", config.model, "config.json")
     _check_model_folder("--tokenizer", config.tokenizer, "tokenizer_config.json")
 
@@ -178,7 +180,7 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", type=arg_types.http_url, default=os.environ.get(URL_ENV) or None,
                         help=f"a running service, e.g. http://127.0.0.1:8090 (default: ${URL_ENV}; "
                              "without either, a local engine is started for this command: 60-90 s)")
-    parser.add_argument("--api-key", type=arg_types.non_empty, default=None,
+    parser.add_argument("--api-key", type=arg_types.api_key, default=None,
                         help="the service's API key (serve --api-key), if it has one")
     parser.add_argument("--verbose", action="store_true",
                         help="log every HTTP request and library INFO lines (off: only progress and results)")
@@ -197,9 +199,22 @@ def check_reachable(url: str, api_key: str | None = None) -> None:
         raise RuntimeFailure(f"cannot reach {url}: {type(exc).__name__}: {exc}") from None
 
 
+def check_engine_flags_unused(args: argparse.Namespace) -> None:
+    """With ``--url`` (or ``$IE_SERVICE_URL``) no engine is started here, so an engine flag
+    given beside it would be ignored: a :class:`UsageError` naming it instead."""
+    if not args.url:
+        return
+    given = [_flag(name) for name, field in EngineConfig.model_fields.items()
+             if getattr(args, name, None) != (None if name in LISTS else field.default)]
+    if given:
+        raise UsageError(f"{', '.join(given)}: engine options start an engine here, but --url (or "
+                         f"${URL_ENV}) names a running service whose own settings apply; give one or the other")
+
+
 def service_url(args: argparse.Namespace, log_path: Path) -> AbstractContextManager[str]:
     """Context yielding ``--url`` (checked to answer), or the URL of a server started here
     with the engine flags (checked before it starts)."""
+    check_engine_flags_unused(args)
     if args.url:
         check_reachable(args.url, args.api_key)
         return nullcontext(args.url)
@@ -224,6 +239,11 @@ def _started_here(extra_args: list[str], log_path: Path) -> Iterator[str]:
 
 
 def read_json(path: str) -> Any:
-    from ..user_errors import read_json_file  # issue 12 #6: one-line error with the line number, exit 2
+    """The JSON value in a file: a one-line error with the line number (exit 2) when it is
+    not JSON, or nested too deeply to parse."""
+    from ..user_errors import BadInputFile, read_json_file
 
-    return read_json_file(path)
+    try:
+        return read_json_file(path)
+    except RecursionError:
+        raise BadInputFile(path, "not JSON: nested too deeply") from None

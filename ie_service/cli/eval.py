@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from .. import jsonl
 from ..extraction.tasks import TASKS, TriggersOnly
 from ..user_errors import EXIT_FAILURE, EXIT_USAGE
 from . import arg_types
@@ -89,8 +90,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(json.dumps(totals))
     print(f"report: {report_path}  predictions: {predictions}")
     if totals["cut_lines"]:
-        print(f"warning: {predictions}: a cut last line (an interrupted run) was moved to "
-              f"{predictions}.cut and its document redone", file=sys.stderr)
+        print(jsonl.cut_warning(predictions), file=sys.stderr)
     if totals["errors"]:
         why = ", ".join(f"{n}x {what}" for what, n in totals["failures"].items()) or "earlier runs"
         print(f"error: {totals['errors']} of {len(docs)} documents have no prediction ({why}); "
@@ -187,7 +187,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--concurrency", type=arg_types.positive_int, default=8, help="requests in flight")
     ev.add_argument("--out-dir", type=arg_types.output_dir, default="eval-runs",
                     help="folder for the report and predictions (made if missing)")
-    ev.add_argument("--predictions", type=arg_types.output_file_new_dir, default=None,
+    ev.add_argument("--predictions", type=arg_types.resumable_output, default=None,
                     help="JSONL of predictions (resumes from it; failed documents are not saved, "
                          "so a rerun retries them)")
     ev.add_argument("--report", type=arg_types.output_file_new_dir, default=None,

@@ -4,8 +4,9 @@ exit code, never a traceback. 2: bad input (a file, a flag, a query); 1: a runti
 
 Commands raise :class:`~ie_service.user_errors.UserInputError` (exit 2) or
 :class:`~ie_service.user_errors.RuntimeFailure` (exit 1); a few library exceptions that
-always mean bad input (a file that cannot be read or written, a pydantic validation error)
-are reported the same way. Anything else is a bug: one line naming it, exit 1, and the
+always mean bad input (a missing file or folder, no permission, a pydantic validation
+error, input nested too deeply to parse) are reported the same way, and any other
+``OSError`` (a disk full while writing) as a runtime failure. Anything else is a bug: one line naming it, exit 1, and the
 traceback only with ``IE_SERVICE_TRACEBACK=1``."""
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace,
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
             FileExistsError) as exc:
         return error(_os_error(exc), EXIT_USAGE)
+    except OSError as exc:  # a write that failed (disk full, an I/O error): the machine, not the input
+        return error(_os_error(exc), EXIT_FAILURE)
+    except RecursionError:  # a parser's answer to a JSON value nested thousands of levels deep
+        return error("an input is nested too deeply to read (a JSON value thousands of levels deep?)",
+                     EXIT_USAGE)
     except KeyboardInterrupt:
         return error("interrupted", 130)
     except Exception as exc:  # a bug: say what, keep the traceback for who asks

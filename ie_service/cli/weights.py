@@ -12,12 +12,11 @@ from . import arg_types
 def _reported(run: Callable[[argparse.Namespace], object]) -> Callable[[argparse.Namespace], int]:
     """A weights op whose known failures print ``error: ...`` and exit 2; a path result is printed."""
     def cmd(args: argparse.Namespace) -> int:
-        from ..user_errors import one_line
-        from ..weights.shards import WeightsError
+        from ..user_errors import UserInputError, one_line
 
         try:
             result = run(args)
-        except (WeightsError, FileNotFoundError, ValueError) as exc:
+        except (UserInputError, FileNotFoundError, ValueError) as exc:  # WeightsError among them
             print(f"error: {one_line(exc)}", file=sys.stderr)
             return 2
         if isinstance(result, int):
@@ -72,8 +71,13 @@ def cmd_quantize(args: argparse.Namespace):
 
 @_reported
 def cmd_md5(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..user_errors import UserInputError
     from ..weights import md5
 
+    if not any(p.is_file() and p.name != md5.MANIFEST for p in Path(args.dir).rglob("*")):
+        raise UserInputError(f"{args.dir}: the folder has no files to checksum")
     if args.expect:
         problems = md5.check(args.dir, md5.read_manifest(args.expect))
         for p in problems:
@@ -128,7 +132,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     qz.add_argument("--calibration", default=None,
                     help="JSONL of IE records to render calibration prompts from (default: the "
                          "shipped training data)")
-    qz.add_argument("--samples", type=int, default=256, help="calibration prompts")
+    qz.add_argument("--samples", type=arg_types.positive_int, default=256, help="calibration prompts")
     qz.set_defaults(func=cmd_quantize)
     for p, default in ((r, "alpaca"), (a, "ziya"), (lo, "the base's, else inferred")):
         p.add_argument("--prompt-format", default=None,

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Mapping
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -21,7 +22,8 @@ from .adapters import lora_engine_kwargs, parse_lora
 from .config import EngineConfig
 from .embedded import resolve_embedded
 from .host import GiB, HostShape, ModelFootprint, plan_kv_cache, read_host
-from .model_inspect import ModelInspection, NotAModelFolder, inspect_model, plan_dtype
+from .model_inspect import (BrokenModelFolder, ModelInspection, NotAModelFolder, check_weight_files,
+                            inspect_model, plan_dtype)
 from .parallel import ParallelPlan, check_parallel, local_cpu_groups
 from .tokenizer_choice import MODE as SENTENCEPIECE, choose_tokenizer
 
@@ -112,6 +114,8 @@ def inspect_for(config: EngineConfig, model_path: str, *, on_cpu: bool,
         return inspect_model(model_path, dtype=config.dtype, on_cpu=on_cpu, host=host,
                              served_name=config.served_model_name,
                              tensor_parallel_size=config.tensor_parallel_size)
+    except BrokenModelFolder:
+        raise  # a folder, but its config.json is not a model config: never a hub id
     except NotAModelFolder:
         return None
 
@@ -211,15 +215,15 @@ def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
         "max_model_len": config.max_model_len,
         "enforce_eager": config.enforce_eager,
         "seed": config.seed,
-        "disable_log_stats": True,
+        # every step reports its stats: StepStats (health's step clock, per-replica load) and
+        # vLLM's own periodic log line while it works
+        "disable_log_stats": False,
         # Compact JSON under constraints: LLaMA models otherwise loop on whitespace.
         "structured_outputs_config": dict(STRUCTURED_OUTPUTS),
         # issue 20 (fair share): each prompt carries its request's size as priority, so a
         # small request is scheduled before a big one's waiting prompts
         "scheduling_policy": "priority",
     }
-    if config.data_parallel_size > 1:
-        kwargs["disable_log_stats"] = False  # per-replica load: ReplicaLoad, and vLLM's log lines
     if config.nnodes > 1:
         kwargs.update(nnodes=config.nnodes, node_rank=config.node_rank, master_addr=config.master_addr,
                       master_port=config.master_port, distributed_executor_backend="mp")
@@ -249,12 +253,53 @@ def resolve_model(config: EngineConfig) -> tuple[str, str]:
     return config.model, config.served_model_name or config.model
 
 
+class UnknownQuantization(UserInputError, ValueError):
+    """A ``--quantization`` vLLM has no method for."""
+
+
+def quantization_methods() -> tuple[str, ...] | None:
+    """vLLM's quantization method names, read from its source without importing vllm (the
+    ``QuantizationMethods`` literal); None when vLLM is not installed or the list moved."""
+    import ast
+    from importlib.machinery import PathFinder
+
+    spec = PathFinder.find_spec("vllm")  # on sys.path, whatever sys.modules holds; runs nothing
+    if spec is None or spec.origin is None:
+        return None
+    source = Path(spec.origin).parent / "model_executor/layers/quantization/__init__.py"
+    try:
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "QuantizationMethods" for t in node.targets)
+                and isinstance(node.value, ast.Subscript)):
+            names = [e.value for e in ast.walk(node.value.slice) if isinstance(e, ast.Constant)]
+            return tuple(n for n in names if isinstance(n, str)) or None
+    return None
+
+
+def check_quantization(method: str | None) -> None:
+    """Refuse a ``--quantization`` vLLM does not know, before it is imported."""
+    if method is None:
+        return
+    known = quantization_methods()
+    if known is not None and method not in known:
+        raise UnknownQuantization(f"--quantization {method!r}: vLLM has no such method; choose one of "
+                                  f"{', '.join(known)} (or leave it out: the folder's config says)")
+
+
 def preflight(config: EngineConfig, headless: bool = False) -> dict[str, Any]:
     """The engine arguments, computed (and the memory and parallel layout checked) without
     starting vLLM: raises :class:`~ie_service.engine.host.KVCacheDoesNotFit` naming
     ``--kv-cache-gib``, :class:`~ie_service.engine.parallel.ParallelismError` naming the
-    parallel flag to change."""
+    parallel flag to change, :class:`UnknownQuantization`, and
+    :class:`~ie_service.engine.model_inspect.BrokenModelFolder` for a config or weight file
+    that is not what it claims."""
+    check_quantization(config.quantization)
     model_path, _ = resolve_model(config)
+    if Path(model_path).is_dir():
+        check_weight_files(model_path)
     on_cpu = is_cpu_backend()
     host = read_host() if on_cpu else None
     inspection = inspect_and_log(config, model_path, on_cpu, host)

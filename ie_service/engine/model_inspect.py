@@ -84,7 +84,12 @@ TokenizerKind = Literal["sentencepiece-only", "tokenizer.json", "both", "none"]
 
 
 class NotAModelFolder(UserInputError, ValueError):
-    """The path is not a model folder (no config.json, unreadable JSON)."""
+    """The path is not a model folder (no config.json): perhaps a hub id."""
+
+
+class BrokenModelFolder(NotAModelFolder):
+    """A model folder whose files cannot be what they claim: a ``config.json`` that is not a
+    model config, a safetensors file that is not one. Never taken for a hub id."""
 
 
 class QuantizationInfo(BaseModel):
@@ -166,9 +171,62 @@ def _size(gib: float) -> str:
 def _json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """``config.json`` of a model folder, checked to be a model config: a JSON object naming
+    ``model_type`` or ``architectures``. Raises :class:`NotAModelFolder` when there is none,
+    :class:`BrokenModelFolder` when it is not a model config."""
+    path = folder / "config.json"
+    if not path.is_file():
+        raise NotAModelFolder(f"{folder}: no config.json (not a Hugging Face model folder)")
+    try:
+        config = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else type(exc).__name__
+        raise BrokenModelFolder(f"{path}: not readable JSON ({why})") from None
+    if not isinstance(config, dict):
+        raise BrokenModelFolder(f"{path}: expected a JSON object (a model config), got {type(config).__name__}")
+    text = text_config(config)
+    if not (text.get("model_type") or text.get("architectures") or config.get("architectures")):
+        raise BrokenModelFolder(f"{path}: not a model config (no model_type or architectures)")
+    return config
+
+
+SAFETENSORS_HEADER_LIMIT = 100 * 1024**2  # safetensors' own limit on the header
+
+
+def check_weight_files(folder: str | Path) -> None:
+    """Each ``*.safetensors`` file of a model folder starts as a safetensors file does (see
+    :func:`check_safetensors_header`): what ``inspect-model`` and ``serve``'s preflight check
+    before anything loads the weights."""
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        check_safetensors_header(path)
+
+
+def check_safetensors_header(path: Path) -> None:
+    """The file starts as a safetensors file does: an 8-byte little-endian header length
+    that fits the file (and safetensors' limit), then a JSON object. Reads the header only
+    (no torch); raises :class:`BrokenModelFolder` naming the file."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise BrokenModelFolder(f"{path}: not a safetensors file ({size} bytes, too short for a header)")
+        n = int.from_bytes(head, "little")
+        if n < 2 or n > size - 8 or n > SAFETENSORS_HEADER_LIMIT:
+            raise BrokenModelFolder(f"{path}: not a safetensors file, or truncated (header of {n} bytes "
+                                    f"in a file of {size})")
+        raw = f.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BrokenModelFolder(f"{path}: not a safetensors file (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise BrokenModelFolder(f"{path}: not a safetensors file (its header is not a JSON object)")
 
 
 def text_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -352,13 +410,12 @@ def inspect_model(path: str | Path, *, dtype: str = AUTO, on_cpu: bool = True, h
     """Inspect a model folder. ``host`` (or ``native_bf16``) says what the CPU can do;
     neither: read this host. ``cpu_4bit_kernels``: whether the CPU backend has vLLM's 4-bit
     GPTQ/AWQ kernels (default: from ``host``; without a host, assumed). Raises
-    :class:`NotAModelFolder`."""
+    :class:`NotAModelFolder` (:class:`BrokenModelFolder` for a ``config.json`` that is
+    not a model config; the weight files are checked by :func:`check_weight_files`)."""
     folder = Path(path)
     if not folder.is_dir():
         raise NotAModelFolder(f"{folder}: not a folder")
-    config = _json(folder / "config.json")
-    if config is None:
-        raise NotAModelFolder(f"{folder}: no readable config.json (not a Hugging Face model folder)")
+    config = read_config(folder)
     text = text_config(config)
     if native_bf16 is None:
         if host is None and on_cpu:

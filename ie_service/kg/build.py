@@ -8,8 +8,6 @@ nothing is written twice. A line cut by a kill is moved aside before the resume 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,17 +59,7 @@ def read_documents(paths: list[str], id_field: str = "id", text_field: str = "te
 def _jsonl_documents(f: Path, data: bytes, id_field: str, text_field: str) -> Iterator[Document]:
     if not data.strip():
         raise BadInputFile(f, "no documents (the file is empty)")
-    for n, raw in enumerate(data.split(b"\n"), 1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise BadInputFile(f, "not UTF-8", line=n) from None
-        except ValueError as exc:
-            raise BadInputFile(f, f"not JSON ({exc})", line=n) from None
-        if not isinstance(obj, dict):
-            raise BadInputFile(f, f"expected a JSON object, got {type(obj).__name__}", line=n)
+    for n, obj in jsonl.parse_json_lines(f, data, strict=True).records:
         if text_field not in obj:
             raise BadInputFile(f, f"no {text_field!r} field", line=n)
         text = obj[text_field]
@@ -166,10 +154,7 @@ def build(url: str, documents: list[Document], request: dict[str, Any], out: Pat
     ids = [d.id for d in documents]
     if not ids:
         raise UserInputError("no documents to process")
-    if len(set(ids)) != len(ids):
-        twice = next(i for i, c in Counter(ids).items() if c > 1)
-        raise UserInputError(f"document ids are not unique ({twice!r} occurs more than once); "
-                             "resuming needs unique ids")
+    jsonl.check_unique(ids)
     todo = [d for d in documents if d.id not in seen]
     if concurrency is None:
         concurrency = PER_REPLICA * service_replicas(url, api_key)

@@ -98,9 +98,42 @@ def project_commit() -> str:
 # --- data ----------------------------------------------------------------------------
 
 def read_examples(path: Path) -> list[dict]:
+    """The rows of an examples file (``train data``'s JSONL, gzipped if ``.gz``), each
+    checked to be an example (``prompt`` and ``answer`` strings). A file that is not one (a
+    gold file, binary, empty) is a :class:`~ie_service.user_errors.UserInputError` naming
+    the file and line, before anything is loaded."""
+    from ..user_errors import BadInputFile
+
+    if not path.is_file():
+        raise BadInputFile(path, "no such file (render examples with `ie-service train data`)")
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    rows = []
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    rows.append(_example(path, n, line))
+    except UnicodeDecodeError:
+        raise BadInputFile(path, f"not UTF-8 text (line {len(rows) + 1} or near it)") from None
+    except (OSError, EOFError) as exc:  # a .gz that is not gzip, or cut short
+        raise BadInputFile(path, f"cannot be read: {exc}") from None
+    if not rows:
+        raise BadInputFile(path, "no examples (the file is empty)")
+    return rows
+
+
+def _example(path: Path, n: int, line: str) -> dict:
+    """One line of an examples file, checked."""
+    from ..user_errors import BadInputFile
+
+    try:
+        row = json.loads(line)
+    except (ValueError, RecursionError):
+        raise BadInputFile(path, "not JSON", line=n) from None
+    if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or not isinstance(row.get("answer"), str):
+        raise BadInputFile(path, "not a training example (expected prompt and answer strings); render "
+                                 "examples from annotations with `ie-service train data`", line=n)
+    return row
 
 
 def answer_shape_of(rows: list[dict]) -> str:
@@ -210,6 +243,10 @@ def save_adapter(model, folder: Path) -> None:
 # --- the loop ------------------------------------------------------------------------
 
 def run(args: argparse.Namespace) -> int:
+    examples_path = Path(args.examples)
+    rows = read_examples(examples_path)  # a file that is not examples: refused before torch loads
+    shape = answer_shape_of(rows)
+
     import torch
     from peft import LoraConfig, get_peft_model
     from tqdm import tqdm
@@ -223,9 +260,6 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
 
-    examples_path = Path(args.examples)
-    rows = read_examples(examples_path)
-    shape = answer_shape_of(rows)
     train_rows = mixed([r for r in rows if r.get("split", "train") == "train"], parse_mix(args.mix), rng)
     dev_rows = [r for r in rows if r.get("split") == "dev"]
     dev_rows = random.Random(args.seed + 1).sample(dev_rows, min(args.dev_examples, len(dev_rows)))
