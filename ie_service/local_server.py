@@ -72,6 +72,27 @@ class _Started:
     headers: dict | None  # the API key, for /health
     log_path: Path | None
     log: Any  # the open log file, or subprocess.DEVNULL
+    args: list[str]  # serve's arguments but --port
+
+
+MAX_RELAUNCHES = 2
+BIND_FAILED = "address already in use"
+
+
+def _launch(args: list[str], log_path: Path | None) -> _Started:
+    """``ie-service serve`` on a free port, in the background."""
+    port = free_port()
+    key = args[args.index("--api-key") + 1] if "--api-key" in args[:-1] else None
+    cmd = [sys.executable, "-m", "ie_service.cli", "serve", "--port", str(port), *args]
+    log = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+    return _Started(proc, f"http://127.0.0.1:{port}", {"authorization": f"Bearer {key}"} if key else None,
+                    log_path, log, args)
+
+
+def _lost_its_port(server: _Started) -> bool:
+    """The server exited because its port was taken (known only from its log)."""
+    return BIND_FAILED in _log_tail(server.log_path, lines=200).lower()
 
 
 class ServerGroup(list):
@@ -100,14 +121,8 @@ def local_servers(
     bar = None
     try:
         for extra_args, log_path in servers:
-            port = free_port()
-            args = list(extra_args)
-            key = args[args.index("--api-key") + 1] if "--api-key" in args[:-1] else None
-            cmd = [sys.executable, "-m", "ie_service.cli", "serve", "--port", str(port), *args]
-            log = open(log_path, "wb") if log_path else subprocess.DEVNULL
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
-            started.append(_Started(proc, f"http://127.0.0.1:{port}",
-                                    {"authorization": f"Bearer {key}"} if key else None, log_path, log))
+            started.append(_launch(list(extra_args), log_path))
+        relaunches = 0
         if progress:
             from tqdm import tqdm
 
@@ -118,6 +133,16 @@ def local_servers(
             if bar is not None:
                 bar.update(1)
             for server in list(waiting):
+                if server.proc.poll() is not None and relaunches < MAX_RELAUNCHES and _lost_its_port(server):
+                    # the port was free when chosen, but another process (e.g. an engine's own
+                    # distributed ports) took it during the start-up: again, on a new port
+                    relaunches += 1
+                    if server.log_path:
+                        server.log.close()
+                    fresh = _launch(server.args, server.log_path)
+                    started[started.index(server)] = fresh
+                    waiting[waiting.index(server)] = fresh
+                    continue
                 if server.proc.poll() is not None:
                     raise RuntimeError(f"server exited with {server.proc.returncode}; see {server.log_path}"
                                        f"{_log_tail(server.log_path)}")
