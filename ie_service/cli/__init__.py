@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from .. import __version__
 from . import eval as eval_command
@@ -41,11 +42,27 @@ def _remember_parsers(parser: argparse.ArgumentParser) -> None:
                 _remember_parsers(child)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a line is logged (tests swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging() -> None:
-    """Text logs for humans; the access log is one JSON object per line (``ie_service.access``)."""
+    """Text logs for humans; the access log is one JSON object per line (``ie_service.access``).
+    Once per process: ``main`` may run many times in one (tests), and each handler added would
+    write every access line again, to the stderr of its time."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     access = logging.getLogger("ie_service.access")
-    handler = logging.StreamHandler()
+    if access.handlers:
+        return
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter('{"ts": "%(asctime)s", "access": %(message)s}'))
     access.addHandler(handler)
     access.propagate = False

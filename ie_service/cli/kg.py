@@ -64,7 +64,9 @@ def cmd_kg_export(args: argparse.Namespace) -> int:
         documents = read_documents(args.documents, args.id_field, args.text_field)
     for path in export(graph, args.format, Path(args.out), documents=documents, max_nodes=max_nodes):
         print(path)
-    print(f"{len(graph.entities)} entities, {len(graph.edges)} relations, {len(graph.docs)} documents")
+    distinct = len({(e.head, e.relation, e.tail) for e in graph.edges})
+    print(f"{len(graph.entities)} entities, {graph.triples} triples ({distinct} distinct edges), "
+          f"{len(graph.docs)} documents")
     if html:
         from ..kg.html_view import cap_message
 

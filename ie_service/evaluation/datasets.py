@@ -175,9 +175,11 @@ class JsonlRow(_Row):
 
 def load_crossner(path: Path) -> list[GoldDoc]:
     try:
-        data = json.loads(_text_of(path))
+        data = jsonl.loads(_text_of(path))
     except json.JSONDecodeError as exc:
         raise BadInputFile(path, f"not JSON: {exc.msg} (wrong --format?)", line=exc.lineno) from None
+    except ValueError as exc:  # nested too deeply
+        raise BadInputFile(path, f"not usable JSON: {exc}") from None
     if not isinstance(data, list):
         raise BadInputFile(path, f"not CrossNER: expected a JSON list of sentences, got {type(data).__name__}")
     rows = [_checked(CrossNERRow, d, path, None, f"CrossNER (item {i})") for i, d in enumerate(data)]
