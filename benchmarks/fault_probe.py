@@ -1,15 +1,17 @@
 """Fault probe (issue 20), loopback only and bounded: starts its own ``ie-service serve``
 and reproduces the "stops the service for everyone" findings, printing figures:
 
-1. ``/health`` latency while the heaviest legal request runs (a 200k-character text,
-   under 64 prompts), and a 110k-character text of 55000 lines (over the prompt cap: must
+1. ``/health`` latency, and how many of its answers were not 200 (busy must not read as
+   hung), while the heaviest legal request runs (``--heavy-chars`` 110k characters, 6
+   labels: under the 64-prompt cap), and a 110k-character text of 55000 lines (over the prompt cap: must
    be refused at once, not after a minute of chunking on the event loop);
 2. a small ``/generate`` (4 tokens): p50/p95 idle, and beside the heavy request; the
    emoji text (``"a"*60000 + "😀"*6000``) is chunked to fit (200, not 400);
 3. a slow grammar sent twice, then an innocent schema: the innocent one must not be
-   refused for the slow one's compile time;
-4. ``kill -STOP`` of the engine core: ``/health`` must turn 503; ``kill -9``: seconds to
-   the next 200 of ``/health`` and of ``/generate``.
+   refused for the slow one's compile time (the slow one is now refused by its shape, 422);
+4. ``kill -STOP`` of the engine core: ``/health`` must turn 503; ``kill -9`` of the engine
+   core, then of a model worker: seconds to the next 200 of ``/health`` and of ``/generate``,
+   and the ``Retry-After`` of the 503s meanwhile.
 
     flock /tmp/engine.lock .venv/bin/python benchmarks/fault_probe.py [--out benchmarks/results/fault_probe.json]
 """
@@ -21,6 +23,7 @@ import asyncio
 import json
 import os
 import random
+import shlex
 import signal
 import statistics
 import sys
@@ -33,6 +36,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ie_service.local_server import local_server  # noqa: E402
 
+HEAVY_LABELS = ["person", "location", "organization", "product", "event", "date"]
 SMALL = {"instruction": "Say hi.", "parameters": {"max_tokens": 4, "temperature": 0.0}}
 WORDS = ["Barack", "Obama", "met", "Angela", "Merkel", "in", "Berlin", "on", "Monday", "and", "they",
          "talked", "about", "trade", "the", "weather", "markets"]
@@ -48,8 +52,8 @@ def heavy_text(chars: int = 199_000, seed: int = 0) -> str:
     return " ".join(out)[:chars]
 
 
-def engine_cores() -> list[psutil.Process]:
-    """The vLLM engine core process(es) under the server started by this script."""
+def engine_processes(kind: str = "EngineCore") -> list[psutil.Process]:
+    """The vLLM processes of ``kind`` (``EngineCore``, ``Worker``) under the server started here."""
     me = psutil.Process()
     found = []
     for child in me.children(recursive=True):
@@ -57,9 +61,36 @@ def engine_cores() -> list[psutil.Process]:
             text = " ".join(child.cmdline()) + " " + child.name()
         except psutil.Error:
             continue
-        if "EngineCore" in text:
+        if kind in text:
             found.append(child)
     return found
+
+
+def engine_cores() -> list[psutil.Process]:
+    return engine_processes("EngineCore")
+
+
+async def restart_after_kill(client: httpx.AsyncClient, victim: psutil.Process, limit: float) -> dict:
+    """``kill -9`` of ``victim``: seconds until the service notices, and to the next 200 of
+    ``/health`` and of a small ``/generate`` (with the 503s' Retry-After seen meanwhile)."""
+    victim.kill()
+    killed = time.monotonic()
+    retry_after = set()
+    while time.monotonic() - killed < 60:  # until the service has noticed
+        r = await client.get("/health", timeout=5)
+        if r.status_code != 200:
+            retry_after.add(r.headers.get("retry-after"))
+            break
+        await asyncio.sleep(0.1)
+    noticed = time.monotonic() - killed
+    gen_503 = await client.post("/generate", json=SMALL, timeout=30)
+    if gen_503.status_code == 503:
+        retry_after.add(gen_503.headers.get("retry-after"))
+    health = await until_200(client, "/health", killed, limit)
+    gen = await until_200(client, "/generate", killed, limit, body=SMALL)
+    return {"noticed_s": round(noticed, 1), "health_200_s": None if health is None else round(health, 1),
+            "generate_200_s": None if gen is None else round(gen, 1),
+            "retry_after_on_503": sorted(str(v) for v in retry_after)}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -92,12 +123,15 @@ async def beside(client: httpx.AsyncClient, body: dict, path: str, deadline: flo
     """Run ``body`` on ``path``; meanwhile poll /health and send small requests."""
     heavy = asyncio.create_task(timed(client, "POST", path, json=body, timeout=deadline))
     health: list[float] = []
+    unhealthy: list[int] = []
     small: list[float] = []
 
     async def poll_health() -> None:
         while not heavy.done():
             status, s = await timed(client, "GET", "/health", timeout=30)
             health.append(s)
+            if status != 200:
+                unhealthy.append(status)
             await asyncio.sleep(0.25)
 
     async def smalls() -> None:
@@ -112,6 +146,7 @@ async def beside(client: httpx.AsyncClient, body: dict, path: str, deadline: flo
     return {"status": status, "seconds": round(seconds, 2),
             "health_max_ms": round(max(health) * 1000, 1) if health else None,
             "health_p95_ms": round(pct(health, 0.95) * 1000, 1) if health else None,
+            "health_answers": len(health), "health_not_200": len(unhealthy),
             "small_n": len(small), "small_p50_s": round(pct(small, 0.5), 3),
             "small_p95_s": round(pct(small, 0.95), 3)}
 
@@ -139,8 +174,8 @@ async def probe(url: str, args: argparse.Namespace) -> dict:
 
         out["x_lines"] = await beside(client, {"text": "x\n" * 55000, "schema": ["person"]}, "/extract/ner", 300)
         print("x-lines", out["x_lines"], flush=True)
-        out["heavy"] = await beside(client, {"text": heavy_text(), "schema": ["person"]}, "/extract/ner",
-                                    args.deadline)
+        out["heavy"] = await beside(client, {"text": heavy_text(args.heavy_chars), "schema": HEAVY_LABELS},
+                                    "/extract/ner", args.deadline)
         print("heavy", out["heavy"], flush=True)
         if out["small_idle"]["p95_s"] and out["heavy"]["small_n"]:
             out["heavy"]["small_p95_vs_idle"] = round(out["heavy"]["small_p95_s"] / out["small_idle"]["p95_s"], 1)
@@ -176,20 +211,12 @@ async def probe(url: str, args: argparse.Namespace) -> dict:
                               "health_200_after_cont_s": None if back is None else round(back, 1)}
             print("sigstop", out["sigstop"], flush=True)
 
-            core = engine_cores()[0]
-            core.kill()
-            killed = time.monotonic()
-            while time.monotonic() - killed < 30:  # until the service has noticed
-                status, _ = await timed(client, "GET", "/health", timeout=5)
-                if status != 200:
-                    break
-                await asyncio.sleep(0.1)
-            out["kill9_noticed_s"] = round(time.monotonic() - killed, 1)
-            health = await until_200(client, "/health", killed, args.restart_limit)
-            gen = await until_200(client, "/generate", killed, args.restart_limit, body=SMALL)
-            out["kill9"] = {"health_200_s": None if health is None else round(health, 1),
-                            "generate_200_s": None if gen is None else round(gen, 1)}
-            print("kill -9", out["kill9"], flush=True)
+            out["kill9_engine_core"] = await restart_after_kill(client, engine_cores()[0], args.restart_limit)
+            print("kill -9 engine core", out["kill9_engine_core"], flush=True)
+            workers = engine_processes("Worker")
+            if workers:
+                out["kill9_worker"] = await restart_after_kill(client, workers[0], args.restart_limit)
+                print("kill -9 worker", out["kill9_worker"], flush=True)
     return out
 
 
@@ -197,13 +224,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--small", type=int, default=10, help="small requests for the idle figure")
     ap.add_argument("--deadline", type=float, default=600, help="seconds for the heavy request")
+    ap.add_argument("--heavy-chars", type=int, default=110_000,
+                    help="the heavy request's text (6 labels): the heaviest the prompt cap admits")
     ap.add_argument("--stop-s", type=float, default=16, help="seconds the engine core is stopped")
     ap.add_argument("--restart-limit", type=float, default=240)
+    ap.add_argument("--serve-args", default="", help="more arguments for the server, e.g. '--max-num-batched-tokens 256'")
     ap.add_argument("--out", default="benchmarks/results/fault_probe.json")
     args = ap.parse_args()
     log = Path(args.out).with_suffix(".server.log")
     log.parent.mkdir(parents=True, exist_ok=True)
-    with local_server([], log_path=log) as url:
+    with local_server(shlex.split(args.serve_args), log_path=log) as url:
         result = asyncio.run(probe(url, args))
     result["cpus"] = os.cpu_count()
     print(json.dumps(result, indent=2))

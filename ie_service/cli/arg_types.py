@@ -28,37 +28,31 @@ positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
 
 
-def positive_float(text: str) -> float:
-    """A finite number > 0 (seconds)."""
+def _number(text: str, ok: Callable[[float], bool], rule: str) -> float:
+    """``text`` as a float for which ``ok`` holds (NaN fails every comparison), else an
+    argparse error saying ``rule``."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
     return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (seconds)."""
+    return _number(text, lambda v: 0 < v < math.inf, "a number above 0")
 
 
 def non_negative_float(text: str) -> float:
     """A finite number ≥ 0 (a sampling temperature; NaN and infinity are refused)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, got {text}")
-    return value
+    return _number(text, lambda v: 0 <= v < math.inf, "a finite number of at least 0")
 
 
 def unit_float(text: str) -> float:
     """A number in [0, 1] (a confidence threshold)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
+    return _number(text, lambda v: 0.0 <= v <= 1.0, "between 0 and 1")
 
 
 def port(text: str) -> int:
