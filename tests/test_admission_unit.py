@@ -519,3 +519,31 @@ def test_engine_steps_are_progress_without_any_output():
     assert engine.last_progress > before
     recorder.record(scheduler_stats=None, iteration_stats=SimpleNamespace(finished_requests=[1, 2]))
     assert steps.finished == {0: 2}
+
+
+def test_work_arriving_at_an_idle_engine_is_not_probed_at_once():
+    """The engine was idle for long (no progress since); a request arrives: the monitor waits
+    ``probe_every_s`` from that moment before it probes, instead of probing at once because
+    the last progress is old (each probe is an engine request of no client)."""
+    seen = []
+
+    class Idle(ScriptedEngine):
+        last_progress = 0.0  # the last step was long ago
+        in_flight = 0
+
+        async def generate(self, prompt, options, json_schema=None, priority=None, **constraint):
+            seen.append(time.monotonic())
+            return Generation("x", 1, 1, "length")
+
+    engine = Idle()
+    app = create_app(lambda: engine, supervisor=lambda f, t: EngineSupervisor(
+        f, t, monitor_every_s=0.02, probe_every_s=0.5))
+    with TestClient(app) as client:
+        time.sleep(0.1)
+        arrived = time.monotonic()
+        engine.in_flight = 1  # work waits on the engine
+        deadline = arrived + 3
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert seen and seen[0] - arrived >= 0.45, seen
+        assert "ie_health_probes 1.0" in client.get("/metrics").text

@@ -38,9 +38,15 @@ class Metrics:
                                       ["task"], registry=r)
         self.prefix_hits = Counter("ie_prefix_cache_hits", "prompt tokens found in the prefix cache",
                                    ["task"], registry=r)
+        self.health_probes = Gauge("ie_health_probes", "1-token probe generations the health check "
+                                   "sent to the engine since start (engine requests of no client)",
+                                   registry=r)
         self.replica_requests = Gauge("ie_replica_finished_requests",
                                       "requests finished by each data-parallel engine replica",
                                       ["replica"], registry=r)
+
+    def observe_probes(self, sent: int) -> None:
+        self.health_probes.set(sent)
 
     def observe_prompts(self, task: str, prompt_tokens: int, cached_tokens: int) -> None:
         self.prefix_queries.labels(task).inc(prompt_tokens)

@@ -82,6 +82,8 @@ class EngineSupervisor:
     _probe: asyncio.Task | None = None
     _probe_started: float = 0.0
     _probe_ok: float = field(default_factory=time.monotonic)
+    _busy_since: float | None = None  # when work last started waiting on an idle engine
+    probes: int = 0  # probe generations sent (each is one engine request: /metrics shows them)
     _monitor: asyncio.Task | None = None
     _stopping: bool = False
 
@@ -155,11 +157,14 @@ class EngineSupervisor:
         waited = now - max(self._probe_started, self._last_progress())
         return waited if waited >= self.hung_after_s else None
 
-    def _maybe_probe(self) -> None:
+    def _maybe_probe(self, since: float = 0.0) -> None:
+        """A probe, unless one is pending or there was progress (or, from the monitor, work
+        started: ``since``) within :attr:`probe_every_s`."""
         if self._probe is not None and not self._probe.done():
             return
-        if time.monotonic() - self._last_progress() < self.probe_every_s:
+        if time.monotonic() - max(self._last_progress(), since) < self.probe_every_s:
             return
+        self.probes += 1
         self._probe_started = time.monotonic()
         self._probe = asyncio.get_running_loop().create_task(self._probe_once(self.engine), name="engine-probe")
 
@@ -188,8 +193,12 @@ class EngineSupervisor:
             except Exception as exc:
                 await self._restart(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
                 continue
-            if not self._stopping and getattr(self.engine, "in_flight", 0) > 0:
-                self._maybe_probe()  # work waits on the engine: is it moving?
+            if self._stopping or getattr(self.engine, "in_flight", 0) == 0:
+                self._busy_since = None
+                continue
+            if self._busy_since is None:  # work just arrived at an idle engine: not a stall yet
+                self._busy_since = time.monotonic()
+            self._maybe_probe(since=self._busy_since)  # work waits on the engine: is it moving?
 
     async def _restart(self, reason: str) -> None:
         now = time.monotonic()

@@ -17,4 +17,6 @@ async def prometheus(request: Request) -> Response:
     engine = supervisor.engine if supervisor is not None else None
     if engine is not None:
         metrics.observe_replicas(engine.replica_requests())
+    if supervisor is not None:
+        metrics.observe_probes(supervisor.probes)
     return Response(metrics.render(), media_type="text/plain; version=0.0.4")
