@@ -69,7 +69,12 @@ env -i "${ENV[@]}" HOME=/root IE_PORT="$PORT" chroot "$ROOT" sh -c "cd '$WORKDIR
     >"$WORK/server.log" 2>&1 &
 SERVER=$!
 
-python3 - "$PORT" "$SERVER" <<'EOF' || { tail -40 "$WORK/server.log"; exit 1; }
+# On failure: the root cause first (a long traceback's tail may be cut where CI output is shortened).
+server_failed() {
+    echo "--- the server's first error lines:"; grep -m 8 -E "Error|error:" "$WORK/server.log" || true
+    echo "--- the server's last lines:"; tail -40 "$WORK/server.log"; exit 1
+}
+python3 - "$PORT" "$SERVER" <<'EOF' || server_failed
 import json, os, sys, time, urllib.request
 
 port, pid = sys.argv[1], int(sys.argv[2])

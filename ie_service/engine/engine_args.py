@@ -19,6 +19,7 @@ import psutil
 
 from ..user_errors import UserInputError
 from .adapters import lora_engine_kwargs, parse_lora
+from .compiler_check import check_compiler
 from .config import EngineConfig
 from .embedded import resolve_embedded
 from .host import GiB, HostShape, ModelFootprint, plan_kv_cache, read_host
@@ -295,8 +296,10 @@ def preflight(config: EngineConfig, headless: bool = False) -> dict[str, Any]:
     ``--kv-cache-gib``, :class:`~ie_service.engine.parallel.ParallelismError` naming the
     parallel flag to change, :class:`UnknownQuantization`, and
     :class:`~ie_service.engine.model_inspect.BrokenModelFolder` for a config or weight file
-    that is not what it claims."""
+    that is not what it claims, :class:`~ie_service.engine.compiler_check.NoCompiler` for
+    compilation asked for without a C++ compiler."""
     check_quantization(config.quantization)
+    check_compiler(config.enforce_eager)
     model_path, _ = resolve_model(config)
     if Path(model_path).is_dir():
         check_weight_files(model_path)

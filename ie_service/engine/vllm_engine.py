@@ -30,6 +30,7 @@ from ..admission import current_priority
 from ..request_errors import GenerationFailed, InvalidJsonSchema, InvalidRequest, QueueFull
 from ..user_errors import one_line
 from .adapters import check_adapter, parse_lora
+from .compiler_check import apply_compiler_check
 from .config import EngineConfig
 from .cpu_runtime import apply_preload
 from .engine_args import (KV_CACHE_SPACE_ENV, STRUCTURED_OUTPUTS, env_kv_cache_gib, inspect_and_log,
@@ -125,6 +126,7 @@ def _prepare_host(config: EngineConfig) -> HostShape | None:
         host = read_host()
         log.info("host:\n%s", host.describe())
         apply_preload()  # Intel OpenMP + tcmalloc in the engine core's LD_PRELOAD (issue 21)
+    apply_compiler_check(config.enforce_eager)  # no g++: vLLM's compiled sampler helpers run eagerly
     _apply_environment(config, host)
     return host
 
