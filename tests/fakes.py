@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ie_service.engine.adapters import check_adapter
-from ie_service.engine.generation import Generation, PromptTooLong
+from ie_service.engine.generation import EngineActivity, Generation, PromptTooLong
 from ie_service.engine.sampling import SamplingOptions
 
 
@@ -56,8 +56,8 @@ class ScriptedEngine:
                           token_logprobs=tuple(self.token_logprob(text, i) for i in range(len(text))),
                           token_offsets=tuple(range(len(text))))
 
-    def replica_requests(self) -> dict[int, int]:
-        return {}
+    def activity(self) -> EngineActivity:
+        return EngineActivity()
 
     async def check_health(self) -> None:
         if not self.healthy:

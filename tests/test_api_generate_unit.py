@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 
 from fakes import ScriptedEngine
 from ie_service.api.app import create_app
+from ie_service.engine.generation import EngineActivity
 
 
 @pytest.fixture()
@@ -91,9 +92,10 @@ def test_dead_engine_is_503_not_500(client, engine):
 def test_models_and_metrics_report_the_engine_replicas():
     engine = ScriptedEngine()
     engine.replicas = 2
-    engine.replica_requests = lambda: {0: 3, 1: 5}
+    engine.activity = lambda: EngineActivity(steps=40, unfinished=2, finished_by_replica={0: 3, 1: 5})
     with TestClient(create_app(lambda: engine)) as c:
         assert c.get("/v1/models").json()["data"][0]["replicas"] == 2
         text = c.get("/metrics").text
     assert 'ie_replica_finished_requests{replica="0"} 3.0' in text
     assert 'ie_replica_finished_requests{replica="1"} 5.0' in text
+    assert "ie_engine_steps 40.0" in text and "ie_engine_unfinished_requests 2.0" in text

@@ -56,6 +56,7 @@ def test_compiling_without_a_compiler_is_refused_before_start():
         apply_compiler_check(False, {"CXX": MISSING})
 
 
+@pytest.mark.engine
 def test_extraction_through_the_real_engine_without_a_compiler(monkeypatch):
     """The CPU image's case: confidences (logprobs) from an engine on a host without g++."""
     monkeypatch.setenv("CXX", MISSING)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -60,3 +61,29 @@ def test_client_disconnect_does_not_hurt_the_server(server_url):
             "instruction": "Write a very long essay.", "parameters": {"max_tokens": 1500}})
     # the aborted request freed its slot: a new request is answered promptly
     assert "Paris" in generate(server_url, "What is the capital of France?")["generated_text"]
+
+
+def engine_metrics(url: str) -> dict[str, float]:
+    lines = httpx.get(f"{url}/metrics").text.splitlines()
+    wanted = ("ie_engine_steps", "ie_engine_unfinished_requests", "ie_outstanding_requests")
+    return {line.split()[0]: float(line.split()[1]) for line in lines if line.split(" ")[0] in wanted}
+
+
+def test_an_aborted_extraction_leaves_no_work_in_the_engine(server_url):
+    """A client that gives up on a batch: its prompts leave the engine (vLLM's own count of the
+    requests it holds), and the engine stops stepping (a step count that stays put)."""
+    before = engine_metrics(server_url)
+    texts = [f"Report {i}: Angela Merkel met Emmanuel Macron in Paris, then flew to Berlin." for i in range(32)]
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server_url}/extract/ner/batch", timeout=3,
+                   json={"texts": texts, "schema": ["person", "location"]})
+    deadline, now = time.monotonic() + 15, engine_metrics(server_url)
+    while (now["ie_engine_unfinished_requests"] or now["ie_outstanding_requests"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = engine_metrics(server_url)
+    assert now["ie_engine_unfinished_requests"] == 0 and now["ie_outstanding_requests"] == 0, now
+    assert now["ie_engine_steps"] > before["ie_engine_steps"]  # the engine had started on the batch
+    time.sleep(1)  # a step that was running at the abort completes
+    steps = engine_metrics(server_url)["ie_engine_steps"]
+    time.sleep(2)
+    assert engine_metrics(server_url)["ie_engine_steps"] == steps  # and then the engine holds nothing

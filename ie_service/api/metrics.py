@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from ..engine.generation import EngineActivity
 from ..extraction.tasks import TASKS
 
 OTHER_PATHS = ("/health", "/is_ready", "/v1/models", "/metrics", "/docs", "/openapi.json", "/templates",
@@ -41,6 +42,10 @@ class Metrics:
         self.health_probes = Gauge("ie_health_probes", "1-token probe generations the health check "
                                    "sent to the engine since start (engine requests of no client)",
                                    registry=r)
+        self.engine_steps = Gauge("ie_engine_steps", "engine steps completed since the engine "
+                                  "started (a count that stays put: the engine holds no work)", registry=r)
+        self.engine_unfinished = Gauge("ie_engine_unfinished_requests", "requests the engine holds: "
+                                       "running or waiting (a client's abort removes its own)", registry=r)
         self.replica_requests = Gauge("ie_replica_finished_requests",
                                       "requests finished by each data-parallel engine replica",
                                       ["replica"], registry=r)
@@ -52,8 +57,10 @@ class Metrics:
         self.prefix_queries.labels(task).inc(prompt_tokens)
         self.prefix_hits.labels(task).inc(cached_tokens)
 
-    def observe_replicas(self, finished: dict[int, int]) -> None:
-        for replica, count in finished.items():
+    def observe_engine(self, activity: EngineActivity) -> None:
+        self.engine_steps.set(activity.steps)
+        self.engine_unfinished.set(activity.unfinished)
+        for replica, count in activity.finished_by_replica.items():
             self.replica_requests.labels(replica=str(replica)).set(count)
 
     def path_label(self, path: str) -> str:

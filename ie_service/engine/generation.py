@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .sampling import SamplingOptions
@@ -54,6 +54,15 @@ def char_offsets(decode: Callable[[Sequence[int]], str], ids: Sequence[int], tex
     return tuple(out)
 
 
+@dataclass(frozen=True)
+class EngineActivity:
+    """What the engine reports of its own work (``/metrics``)."""
+
+    steps: int = 0  # engine steps completed since start: stays put while the engine holds no work
+    unfinished: int = 0  # requests the engine holds (vLLM's count: an aborted one is gone from it)
+    finished_by_replica: dict[int, int] = field(default_factory=dict)  # only with 2+ data-parallel replicas
+
+
 class TextEngine(Protocol):
     """The engine as the API and extraction layers see it (``vllm_engine.Engine`` in
     production, a scripted fake in fast unit tests)."""
@@ -66,8 +75,8 @@ class TextEngine(Protocol):
     # adapter_shapes: the same per run-time adapter (optional: absent means "full")
     answer_shape: str
 
-    def replica_requests(self) -> dict[int, int]:
-        """Requests finished per replica (empty with one replica)."""
+    def activity(self) -> EngineActivity:
+        """Steps, requests held and requests finished per replica, as the engine counts them."""
         ...
 
     def render(self, instruction: str, input: str = "") -> str: ...

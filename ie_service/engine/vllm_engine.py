@@ -35,7 +35,7 @@ from .config import EngineConfig
 from .cpu_runtime import apply_preload
 from .engine_args import (KV_CACHE_SPACE_ENV, STRUCTURED_OUTPUTS, env_kv_cache_gib, inspect_and_log,
                           engine_kwargs, is_cpu_backend, log_block_size, resolve_model)
-from .generation import EngineUnavailable, Generation, PromptTooLong, char_offsets
+from .generation import EngineActivity, EngineUnavailable, Generation, PromptTooLong, char_offsets
 from .host import HostShape, read_host
 from .json_schema_guard import GrammarCompileGuard
 from .model_inspect import ModelInspection, adapter_answer_shape, answer_shape_of
@@ -171,13 +171,14 @@ def run_follower(config: EngineConfig) -> int:
 
 
 class StepStats:
-    """What every engine step reports, through vLLM's stat-logger interface: requests
-    finished per data-parallel replica, and when a step last completed. A long prefill (a
+    """What every engine step reports, through vLLM's stat-logger interface: steps completed,
+    requests finished per data-parallel replica, and when a step last completed. A long prefill (a
     big request's prompts, chunked) produces no output for seconds, but its steps complete:
     health tells that busy engine from a stuck one by this clock (issue 31)."""
 
     def __init__(self) -> None:
         self.finished: dict[int, int] = {}
+        self.steps = 0
         self.last_step = time.monotonic()
 
     def logger_factory(self) -> type:
@@ -192,6 +193,7 @@ class StepStats:
             def record(self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None,
                        engine_idx: int = 0) -> None:
                 stats.last_step = time.monotonic()
+                stats.steps += 1
                 if iteration_stats is not None and iteration_stats.finished_requests:
                     stats.finished[engine_idx] = stats.finished.get(engine_idx, 0) + len(
                         iteration_stats.finished_requests)
@@ -301,11 +303,13 @@ class Engine:
         """When an output last arrived or an engine step last completed (health: busy vs hung)."""
         return max(self._last_output, self._steps.last_step if self._steps else 0.0)
 
-    def replica_requests(self) -> dict[int, int]:
-        """Requests finished per data-parallel replica (empty with one replica)."""
-        if self._steps is None or self.replicas < 2:
-            return {}
-        return dict(sorted(self._steps.finished.items()))
+    def activity(self) -> EngineActivity:
+        """Steps completed, requests vLLM still holds (aborted ones leave at once), and requests
+        finished per data-parallel replica (empty with one replica)."""
+        steps = self._steps or StepStats()
+        return EngineActivity(
+            steps=steps.steps, unfinished=self._llm.get_num_unfinished_requests(),
+            finished_by_replica=dict(sorted(steps.finished.items())) if self.replicas > 1 else {})
 
     @property
     def max_model_len(self) -> int:

@@ -16,7 +16,7 @@ async def prometheus(request: Request) -> Response:
     supervisor = getattr(request.app.state, "supervisor", None)
     engine = supervisor.engine if supervisor is not None else None
     if engine is not None:
-        metrics.observe_replicas(engine.replica_requests())
+        metrics.observe_engine(engine.activity())
     if supervisor is not None:
         metrics.observe_probes(supervisor.probes)
     return Response(metrics.render(), media_type="text/plain; version=0.0.4")
