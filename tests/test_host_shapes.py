@@ -229,6 +229,16 @@ def test_avx2_only_runs_float32_and_counts_double_memory(tmp_path, smol):
     assert f32.kv_bytes_per_token == 2 * b16.kv_bytes_per_token == 2 * SMOL_KV_PER_TOKEN_BF16
 
 
+def test_step_limits_reach_vllm_only_when_given(tmp_path, smol):
+    host = fake_host(tmp_path, nodes=((64, 60, "0-7"),), cpus="0-7")
+    plain = cpu_kwargs(host, smol)
+    assert not {"max_num_batched_tokens", "max_num_seqs", "long_prefill_token_threshold"} & set(plain)
+    capped = cpu_kwargs(host, smol, max_num_batched_tokens=512, long_prefill_token_threshold=32)
+    assert (capped["max_num_batched_tokens"], capped["long_prefill_token_threshold"]) == (512, 32)
+    engine = _vllm_args(capped).create_engine_config()
+    assert engine.scheduler_config.long_prefill_token_threshold == 32
+
+
 # --- few cores, tensor parallelism -------------------------------------------------------------
 
 

@@ -40,6 +40,8 @@ HELP = {
     "enforce_eager": "allow CUDA graphs / compilation (slower start, faster decode on GPU)",
     "seed": "the engine's random seed",
     "max_num_batched_tokens": "tokens one engine step may schedule (vLLM's default when unset)",
+    "long_prefill_token_threshold": "prompt tokens one request may prefill in one engine step while others "
+                                    "wait (vLLM's; unset: no cap)",
     "prompt_format": "alpaca (KnowLM/ZhiXi) | ziya | oneke | firefly | raw | chat | auto | path/to/format.json "
                      "(auto: ie_service.json beside the weights, the tokenizer, generation_config, config.json, "
                      "then the name; `ie-service inspect-model DIR` shows the choice and why)",

@@ -36,6 +36,7 @@ class EngineConfig(BaseModel):
                                                                "multi-node tensor parallel")
     max_model_len: int = Field(2048, ge=64)
     max_num_batched_tokens: int | None = Field(None, ge=1)
+    long_prefill_token_threshold: int | None = Field(None, ge=1)
     max_num_seqs: int | None = Field(None, ge=1)
     block_size: int | None = Field(
         None, ge=1, le=1024,

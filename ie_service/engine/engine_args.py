@@ -232,6 +232,8 @@ def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
         kwargs["max_num_batched_tokens"] = config.max_num_batched_tokens
     if config.max_num_seqs:
         kwargs["max_num_seqs"] = config.max_num_seqs
+    if config.long_prefill_token_threshold:
+        kwargs["long_prefill_token_threshold"] = config.long_prefill_token_threshold
     block_size, _ = block_size_choice(config, on_cpu=on_cpu)
     if block_size is not None:
         kwargs["block_size"] = block_size
