@@ -10,21 +10,15 @@ the engine processes (vLLM's engine core and model workers).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import os
-import shlex
 import sys
 from pathlib import Path
 
 import httpx
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fault_probe import HEAVY_LABELS, beside, engine_cores, heavy_text, pct, small_series  # noqa: E402
-
-from ie_service.local_server import local_server  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # fault_probe puts the checkout on the path
+from fault_probe import (HEAVY_LABELS, beside, engine_cores, heavy_text, pct, serve_and_run,  # noqa: E402
+                         small_series)
 
 
 def server_processes() -> tuple[psutil.Process, list[psutil.Process]]:
@@ -77,14 +71,7 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=["grounded", "plain"], choices=["grounded", "plain"],
                     help="the heavy request with grounded decoding on, off")
     ap.add_argument("--out", default="benchmarks/results/fair_share.json")
-    args = ap.parse_args()
-    log = Path(args.out).with_suffix(".server.log")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with local_server(shlex.split(args.serve_args), log_path=log) as url:
-        result = asyncio.run(run(url, args))
-    result["cpus"] = os.cpu_count()
-    print(json.dumps(result, indent=2))
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    serve_and_run(ap.parse_args(), run)
 
 
 if __name__ == "__main__":

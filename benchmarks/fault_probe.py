@@ -28,6 +28,7 @@ import signal
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -230,11 +231,16 @@ def main() -> None:
     ap.add_argument("--restart-limit", type=float, default=240)
     ap.add_argument("--serve-args", default="", help="more arguments for the server, e.g. '--max-num-batched-tokens 256'")
     ap.add_argument("--out", default="benchmarks/results/fault_probe.json")
-    args = ap.parse_args()
+    serve_and_run(ap.parse_args(), probe)
+
+
+def serve_and_run(args: argparse.Namespace, measure: Callable[[str, argparse.Namespace], Awaitable[dict]]) -> None:
+    """Start a server with ``args.serve_args`` (its log beside ``args.out``), run ``measure``
+    against it, and print and write its figures (with the CPU count) to ``args.out``."""
     log = Path(args.out).with_suffix(".server.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     with local_server(shlex.split(args.serve_args), log_path=log) as url:
-        result = asyncio.run(probe(url, args))
+        result = asyncio.run(measure(url, args))
     result["cpus"] = os.cpu_count()
     print(json.dumps(result, indent=2))
     Path(args.out).write_text(json.dumps(result, indent=2))

@@ -180,3 +180,12 @@ def health_until_back(url: str, headers: dict | None = None, limit_s: float = 40
         time.sleep(0.5)
     raise AssertionError(f"{url}/health not back to 200 in {limit_s:.0f}s (503 statuses seen: {states})")
 
+
+
+def scrape(url: str) -> dict[str, float]:
+    """A real server's ``/metrics``: each series (``name`` or ``name{labels}``) and its value."""
+    import httpx
+
+    lines = httpx.get(f"{url}/metrics", timeout=10).text.splitlines()
+    return {series: float(value) for series, value in
+            (line.rsplit(" ", 1) for line in lines if line and not line.startswith("#"))}

@@ -8,6 +8,8 @@ import time
 import httpx
 import pytest
 
+from conftest import scrape
+
 pytestmark = pytest.mark.engine
 
 GREEDY = {"temperature": 0, "max_tokens": 24, "seed": 0}
@@ -63,25 +65,19 @@ def test_client_disconnect_does_not_hurt_the_server(server_url):
     assert "Paris" in generate(server_url, "What is the capital of France?")["generated_text"]
 
 
-def engine_metrics(url: str) -> dict[str, float]:
-    lines = httpx.get(f"{url}/metrics").text.splitlines()
-    wanted = ("ie_engine_steps", "ie_engine_unfinished_requests", "ie_outstanding_requests")
-    return {line.split()[0]: float(line.split()[1]) for line in lines if line.split(" ")[0] in wanted}
-
-
 def test_an_aborted_extraction_leaves_no_work_in_the_engine(server_url):
     """A client that gives up on a batch: its prompts leave the engine (vLLM's own count of the
     requests it holds), and the engine stops stepping (a step count that stays put)."""
-    before = engine_metrics(server_url)
+    before = scrape(server_url)
     texts = [f"Report {i}: Angela Merkel met Emmanuel Macron and Olaf Scholz in Paris, then flew to Berlin, "
              f"Rome and Madrid with Ursula von der Leyen." for i in range(64)]  # the prompt cap: a minute of work
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{server_url}/extract/ner/batch", timeout=3,
                    json={"texts": texts, "schema": ["person", "location"]})
-    deadline, now = time.monotonic() + 8, engine_metrics(server_url)
+    deadline, now = time.monotonic() + 8, scrape(server_url)
     while (now["ie_engine_unfinished_requests"] or now["ie_outstanding_requests"]) and time.monotonic() < deadline:
         time.sleep(0.2)
-        now = engine_metrics(server_url)
+        now = scrape(server_url)
     assert now["ie_engine_unfinished_requests"] == 0 and now["ie_outstanding_requests"] == 0, now
     assert now["ie_engine_steps"] > before["ie_engine_steps"]  # the engine had started on the batch
     # and then the engine holds nothing: its step count stays put for 2 s (the steps that were
@@ -90,7 +86,7 @@ def test_an_aborted_extraction_leaves_no_work_in_the_engine(server_url):
     steps, still_since = now["ie_engine_steps"], time.monotonic()
     while time.monotonic() - still_since < 2 and time.monotonic() < deadline + 10:
         time.sleep(0.2)
-        latest = engine_metrics(server_url)["ie_engine_steps"]
+        latest = scrape(server_url)["ie_engine_steps"]
         if latest != steps:
             steps, still_since = latest, time.monotonic()
     assert time.monotonic() - still_since >= 2, f"the engine kept stepping: {steps - now['ie_engine_steps']} steps"

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import LOGS, engine_core_of, health_until_back
+from conftest import LOGS, engine_core_of, health_until_back, scrape
 from ie_service.local_server import free_port, local_server, local_servers
 from padded_model import pad_heads
 
@@ -52,13 +52,13 @@ async def concurrently(url: str, n: int) -> list[str]:
 
 
 def replica_counts(url: str) -> dict[str, float]:
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    return {m[0]: float(m[1]) for m in re.findall(r'ie_replica_finished_requests\{replica="(\d+)"\} (\S+)', text)}
+    return {m[1]: value for series, value in scrape(url).items()
+            if (m := re.fullmatch(r'ie_replica_finished_requests\{replica="(\d+)"\}', series))}
 
 
 def health_probes(url: str) -> float:
     """Engine requests the health check sent (each finishes on a replica too)."""
-    return float(re.search(r"^ie_health_probes (\S+)$", httpx.get(f"{url}/metrics", timeout=10).text, re.M)[1])
+    return scrape(url)["ie_health_probes"]
 
 
 def test_data_parallel_2_answers_like_one_engine_and_both_replicas_serve(server_url):

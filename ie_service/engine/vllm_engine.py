@@ -235,7 +235,7 @@ class Engine:
     def __init__(self, llm: AsyncLLM, config: EngineConfig, model_path: str, name: str,
                  steps: StepStats | None = None, inspection: ModelInspection | None = None) -> None:
         self._llm = llm
-        self._steps = steps
+        self._steps = steps or StepStats()  # a test's Engine without vLLM's stat loggers counts nothing
         self.config = config
         self.replicas = config.data_parallel_size
         self.model_path = model_path
@@ -301,15 +301,14 @@ class Engine:
     @property
     def last_progress(self) -> float:
         """When an output last arrived or an engine step last completed (health: busy vs hung)."""
-        return max(self._last_output, self._steps.last_step if self._steps else 0.0)
+        return max(self._last_output, self._steps.last_step)
 
     def activity(self) -> EngineActivity:
         """Steps completed, requests vLLM still holds (aborted ones leave at once), and requests
         finished per data-parallel replica (empty with one replica)."""
-        steps = self._steps or StepStats()
         return EngineActivity(
-            steps=steps.steps, unfinished=self._llm.get_num_unfinished_requests(),
-            finished_by_replica=dict(sorted(steps.finished.items())) if self.replicas > 1 else {})
+            steps=self._steps.steps, unfinished=self._llm.get_num_unfinished_requests(),
+            finished_by_replica=dict(sorted(self._steps.finished.items())) if self.replicas > 1 else {})
 
     @property
     def max_model_len(self) -> int:
