@@ -38,6 +38,11 @@ class EngineConfig(BaseModel):
     max_num_batched_tokens: int | None = Field(None, ge=1)
     long_prefill_token_threshold: int | None = Field(None, ge=1)
     max_num_seqs: int | None = Field(None, ge=1)
+    fair_share_prefill_tokens: int = Field(
+        64, ge=0, le=1_000_000,
+        description="while a more urgent (smaller) request is in the engine, the prompt tokens a "
+                    "bigger request may prefill per engine step (one of its prompts at a time; its "
+                    "other prompts wait, decoding goes on). 0: vLLM's scheduling as it is")
     block_size: int | None = Field(
         None, ge=1, le=1024,
         description="KV cache block size in tokens. The prefix cache reuses whole blocks only, so a "

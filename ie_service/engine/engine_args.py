@@ -28,6 +28,10 @@ from .model_inspect import (BrokenModelFolder, ModelInspection, NotAModelFolder,
 from .parallel import ParallelPlan, check_parallel, local_cpu_groups
 from .tokenizer_choice import MODE as SENTENCEPIECE, choose_tokenizer
 
+# The engine core builds its scheduler by name (engine/fair_scheduler.py imports vLLM; this does not).
+FAIR_SCHEDULER = "ie_service.engine.fair_scheduler.FairShareScheduler"
+FAIR_SHARE_KEY = "ie_fair_share_prefill_tokens"  # in vLLM's additional_config
+
 log = logging.getLogger(__name__)
 
 
@@ -224,6 +228,9 @@ def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
         # issue 20 (fair share): each prompt carries its request's size as priority, so a
         # small request is scheduled before a big one's waiting prompts
         "scheduling_policy": "priority",
+        # issue 31 (fair share): while such a request is in, the bigger ones' prefill waits
+        "scheduler_cls": FAIR_SCHEDULER,
+        "additional_config": {FAIR_SHARE_KEY: config.fair_share_prefill_tokens},
     }
     if config.nnodes > 1:
         kwargs.update(nnodes=config.nnodes, node_rank=config.node_rank, master_addr=config.master_addr,
