@@ -36,7 +36,7 @@ from vllm.renderers.online_renderer import OnlineRenderer
 from vllm.utils.argparse_utils import FlexibleArgumentParser
 from vllm.v1.engine.async_llm import AsyncLLM
 
-from ..request_errors import InvalidJsonSchema
+from ..errors import InvalidJsonSchema
 from .json_schema_guard import GrammarCompileGuard, check_json_schema
 
 log = logging.getLogger(__name__)
