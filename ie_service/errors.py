@@ -3,8 +3,9 @@ carries its HTTP status, the command line's exit code and, where a retry can suc
 seconds to wait; and the one writer of error bodies.
 
 Code raises the class that says what went wrong and translates nothing: the HTTP API answers
-``{"error": message}`` with the status and a ``Retry-After`` (``api/errors.py``), the command
-line prints one ``error: message`` line and exits with the code (``cli/failures.py``).
+``{"error": message}`` with the status and a ``Retry-After`` (``api/errors.py``), the OpenAI
+routes answer their own refusals in OpenAI's shape (:func:`error_body`), the command line
+prints one ``error: message`` line and exits with the code (``cli/failures.py``).
 
 =====================  ======  ====  ===========  =====================================
 class                  status  exit  Retry-After  what
@@ -125,9 +126,20 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def error_body(message: str, status: int, *, detail: list[dict] | None = None) -> dict[str, Any]:
-    """The body of every error answer: ``{"error": message}``, with ``detail`` (the
-    validation errors) when given."""
+# the ``openai`` package's exception for each status (vLLM's names too)
+OPENAI_TYPES = {400: "BadRequestError", 401: "AuthenticationError", 404: "NotFoundError",
+                422: "UnprocessableEntityError", 429: "RateLimitError", 500: "InternalServerError",
+                503: "ServiceUnavailableError"}
+
+
+def error_body(message: str, status: int, *, openai: bool = False, param: str | None = None,
+               detail: list[dict] | None = None) -> dict[str, Any]:
+    """The body of every error answer: ``{"error": message}`` (with ``detail``, the
+    validation errors, when given); OpenAI's shape ``{"error": {"message", "type", "param",
+    "code"}}`` for the OpenAI routes' own refusals (``param``: the field at fault)."""
+    if openai:
+        kind = OPENAI_TYPES.get(status, "Error")
+        return {"error": {"message": message, "type": kind, "param": param, "code": status}}
     return {"error": message} if detail is None else {"error": message, "detail": detail}
 
 
@@ -136,11 +148,20 @@ def retry_header(seconds: float | None) -> dict[str, str]:
     return {} if seconds is None else {"retry-after": f"{seconds:g}"}
 
 
-def error_response(message: str, status: int, *, retry_after: float | None = None) -> JSONResponse:
+def error_response(message: str, status: int, *, retry_after: float | None = None, openai: bool = False,
+                   param: str | None = None) -> JSONResponse:
     """An error answer over HTTP: :func:`error_body`, the status and the Retry-After."""
     from starlette.responses import JSONResponse
 
-    return JSONResponse(error_body(message, status), status_code=status, headers=retry_header(retry_after))
+    return JSONResponse(error_body(message, status, openai=openai, param=param), status_code=status,
+                        headers=retry_header(retry_after))
+
+
+def invalid_openai_request(errors: list[dict]) -> JSONResponse:
+    """pydantic's ``errors`` as OpenAI's 400, ``param`` the first field at fault (the
+    ``openai`` package's ``BadRequestError``: OpenAI's and vLLM's status for a bad parameter)."""
+    param = _field_path(errors[0].get("loc", ())) if errors else None
+    return error_response(validation_message(errors), 400, openai=True, param=param)
 
 
 def validation_message(errors: list[dict]) -> str:
