@@ -122,3 +122,12 @@ def test_a_schema_over_the_bounds_is_400_on_response_format():
     status, body, _ = answer(chat(LOOP))
     assert status == 400 and body["error"]["param"] == "response_format"
     assert "no finite instance" in body["error"]["message"]
+
+
+def test_a_congested_grammar_compiler_is_503_with_retry_after():
+    from ie_service.engine.json_schema_guard import GrammarBusy
+
+    busy = GrammarBusy("grammar compilation is congested; retry later")
+    status, body, headers = answer(chat({"type": "object"}), Schemas(busy))
+    assert (status, headers["retry-after"]) == (503, "5")
+    assert body == error_body(str(busy), 503, openai=True)

@@ -39,7 +39,7 @@ from vllm.renderers.online_renderer import OnlineRenderer
 from vllm.utils.argparse_utils import FlexibleArgumentParser
 from vllm.v1.engine.async_llm import AsyncLLM
 
-from ..errors import InvalidJsonSchema, error_response, invalid_openai_request
+from ..errors import InvalidJsonSchema, ServiceError, error_response, invalid_openai_request
 from .json_schema_guard import GrammarCompileGuard, check_json_schema
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,8 @@ class OpenAIServing:
             return invalid_openai_request(exc.errors()[:MAX_REPORTED_ERRORS])
         except InvalidJsonSchema as exc:  # a bad parameter: OpenAI's 400
             return error_response(str(exc), 400, openai=True, param="response_format")
+        except ServiceError as exc:  # grammar compilation congested: 503 with Retry-After, as on /generate
+            return error_response(str(exc), exc.status, retry_after=exc.retry_after, openai=True)
         except Exception as exc:  # vLLM's own mapping: client errors 4xx, the rest 5xx
             err = self._chat.create_error_response(exc)
             if err.error.code >= 500:
