@@ -142,3 +142,15 @@ def test_unlisted_exception_is_500_without_details():
     with TestClient(create_app(lambda: engine), raise_server_exceptions=False) as client:
         r = client.post("/generate", json={"instruction": "x"})
     assert r.status_code == 500 and r.json() == {"error": "internal error: KeyError"}
+
+
+def test_the_table_in_the_modules_docstring_is_the_classes():
+    import ie_service.errors as errors
+
+    rows = [line.split() for line in errors.__doc__.splitlines() if line[:1].isupper() and line.split()[0] in
+            {c.__name__ for c in ERRORS}]
+    assert len(rows) == 12
+    for name, status, exit_code, *rest in rows:
+        cls = getattr(errors, name)
+        retry = float(rest[0]) if rest[1:2] == ["s"] else None
+        assert (cls.status, cls.exit_code, cls.retry_after) == (int(status), int(exit_code), retry), name
