@@ -31,7 +31,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar, Token
 from typing import TypeVar
 
-from .request_errors import InvalidRequest, QueueFull, TooManyPrompts
+from .errors import InvalidRequest, QueueFull, TooManyPrompts
 
 MAX_LABELS_PER_REQUEST = 256
 MAX_PROMPTS_PER_REQUEST = 64

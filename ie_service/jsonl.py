@@ -6,7 +6,7 @@ line: no newline after it, maybe not even whole UTF-8. Readers skip such a line 
 :attr:`JsonLines.cut`) and :func:`open_for_append` moves it to ``FILE.cut`` before
 appending, so new records always start on a fresh line and the cut record is redone. Any
 other line that is not a JSON object is an error naming the file and line
-(:class:`~ie_service.user_errors.BadInputFile`), and the file is left as it is. Input ids
+(:class:`~ie_service.errors.BadInputFile`), and the file is left as it is. Input ids
 must be unique (:func:`check_unique`): a resume skips an id already written. JSON nested
 too deeply to parse is bad JSON like any other (:func:`loads`)."""
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .user_errors import BadInputFile, UserInputError
+from .errors import BadInputFile, UserInputError
 
 log = logging.getLogger(__name__)
 

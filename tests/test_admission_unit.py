@@ -117,7 +117,7 @@ class OneFails(ScriptedEngine):
         self.started += 1
         if self.started == 1:
             await asyncio.sleep(0.05)
-            from ie_service.request_errors import GenerationFailed
+            from ie_service.errors import GenerationFailed
             raise GenerationFailed("generation failed: boom")
         self.running += 1
         try:
@@ -289,7 +289,7 @@ def _guard(timeout_s: float):
 
 
 def test_an_overrunning_compile_does_not_starve_later_ones(monkeypatch):
-    from ie_service.request_errors import InvalidJsonSchema
+    from ie_service.errors import InvalidJsonSchema
 
     # on a loaded test machine the burner may get little CPU: here any CPU is its own fault
     monkeypatch.setattr("ie_service.engine.json_schema_guard.CPU_SHARE_OF_OWN_FAULT", 0.0)

@@ -24,7 +24,7 @@ from tiny_http import tiny_server
 
 from ie_service.api.settings import API_KEYS_ENV, ServiceSettings
 from ie_service.cli import main
-from ie_service.user_errors import UserInputError
+from ie_service.errors import UserInputError
 
 DEEP = 50_000
 CONFIG = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "torch_dtype": "bfloat16",

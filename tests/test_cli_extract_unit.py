@@ -11,7 +11,7 @@ from fakes import ScriptedEngine
 from ie_service.api.app import create_app
 from ie_service.api.settings import ServiceSettings
 from ie_service.cli import main
-from ie_service.request_errors import GenerationFailed
+from ie_service.errors import GenerationFailed
 from live_app import serve_app
 
 TEXT = "Barack Obama met Angela Merkel in Berlin."

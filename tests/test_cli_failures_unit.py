@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from ie_service.cli import failures
-from ie_service.user_errors import BadInputFile, RuntimeFailure
+from ie_service.errors import BadInputFile, RuntimeFailure
 
 
 class Strict(BaseModel):

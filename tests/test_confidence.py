@@ -203,7 +203,7 @@ def test_kg_exports_carry_confidence(tmp_path):
 
 def test_kg_refuses_a_confidence_outside_0_1(tmp_path):
     from ie_service.kg.graph import load_graph
-    from ie_service.user_errors import BadInputFile
+    from ie_service.errors import BadInputFile
 
     bad = tmp_path / "t.jsonl"
     bad.write_text(json.dumps({"doc_id": "d", "triples": [{"head": {"text": "A"}, "relation": "r",

@@ -9,7 +9,7 @@ from ie_service.extraction.constraints import MAX_EVENTS
 from ie_service.extraction.tasks import TASKS
 from ie_service.extraction.tasks.ee import ee_schema
 from ie_service.evaluation.scoring import Scorer
-from ie_service.user_errors import BadInputFile
+from ie_service.errors import BadInputFile
 
 
 def test_known_prf_with_duplicates_partial_overlap_and_type_mismatch():

@@ -81,7 +81,7 @@ def test_outstanding_limit_counts_engine_prompts_not_requests():
 
 def test_admission_bookkeeping():
     from ie_service.admission import Admission
-    from ie_service.request_errors import QueueFull, TooManyPrompts
+    from ie_service.errors import QueueFull, TooManyPrompts
 
     seen = []
     admission = Admission(5, max_prompts_per_request=4, on_change=seen.append)
@@ -224,7 +224,7 @@ def test_invalid_json_schema_is_422_before_the_engine(real_engine, schema, needl
 
 def test_vllm_validation_errors_are_422(real_engine):
     """Whatever vLLM's SamplingParams refuses (here: past the API's checks) is a 422."""
-    from ie_service.request_errors import InvalidRequest
+    from ie_service.errors import InvalidRequest
     from ie_service.engine.sampling import SamplingOptions
 
     engine, llm = real_engine()
@@ -315,7 +315,7 @@ def test_grammar_compile_time_is_bounded(tokenizer, monkeypatch):
     import hashlib
 
     from ie_service.engine.json_schema_guard import GrammarCompileGuard
-    from ie_service.request_errors import InvalidJsonSchema
+    from ie_service.errors import InvalidJsonSchema
 
     def burn(seconds: float) -> None:  # CPU work that releases the GIL, like xgrammar's
         end = time.thread_time() + seconds

@@ -24,7 +24,7 @@ from ie_service.engine.host import (
     KVCacheDoesNotFit,
     ModelFootprint,
 )
-from ie_service.user_errors import UserInputError
+from ie_service.errors import UserInputError
 
 ROOT = Path(__file__).resolve().parent.parent
 AVX2 = "fpu sse sse2 avx avx2 fma f16c"

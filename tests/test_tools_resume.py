@@ -16,7 +16,7 @@ from tiny_http import tiny_server
 
 from ie_service import jsonl
 from ie_service.kg.build import read_documents, resume_state
-from ie_service.user_errors import BadInputFile, UserInputError
+from ie_service.errors import BadInputFile, UserInputError
 
 CLI = [sys.executable, "-m", "ie_service.cli"]
 

@@ -235,7 +235,7 @@ def test_fewrel_follows_points_from_the_later_to_the_earlier():
 def test_train_commands_default_to_the_compact_shape(tmp_path):
     from ie_service.cli import build_parser
     from ie_service.training.fit import answer_shape_of
-    from ie_service.user_errors import UserInputError
+    from ie_service.errors import UserInputError
 
     parser = build_parser()
     assert parser.parse_args(["train", "data", "--out", "x.jsonl"]).answer_shape == "compact"

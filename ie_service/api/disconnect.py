@@ -8,12 +8,10 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
+from ..errors import ClientDisconnected
+
 T = TypeVar("T")
 POLL_SECONDS = 0.2
-
-
-class ClientDisconnected(Exception):
-    """The client closed the connection before the answer was ready."""
 
 
 async def _wait_disconnect(request: Request) -> None:

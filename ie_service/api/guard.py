@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # issue 12 #1/#2: admission counts engine prompts, not HTTP requests; bodies with lone surrogates are 422
 from ..admission import MAX_BODY_DEPTH, Admission, bind, find_lone_surrogate, json_nesting_over, unbind
-from ..request_errors import QueueFull
+from ..errors import QueueFull, error_body, retry_header
 from .metrics import Metrics
 from .settings import ServiceSettings
 
@@ -38,7 +38,7 @@ UVICORN_LIMITS = {"http": "h11", "h11_max_incomplete_event_size": MAX_HEADER_BYT
 
 
 async def _reply(send: Send, status: int, error: str, headers: dict[str, str] | None = None) -> None:
-    body = json.dumps({"error": error}).encode()
+    body = json.dumps(error_body(error, status)).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
@@ -145,7 +145,7 @@ class Guard:
         try:
             budget = self.admission.enter()  # one engine prompt; fan-out claims more (admission.py)
         except QueueFull as exc:
-            await refuse(429, "queue", str(exc), {"retry-after": "1"})
+            await refuse(exc.status, "queue", str(exc), retry_header(exc.retry_after))
             return
         token = bind(budget)
         try:

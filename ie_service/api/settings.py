@@ -6,7 +6,7 @@ import os
 
 from pydantic import BaseModel, Field, field_validator
 
-from ..user_errors import UserInputError
+from ..errors import UserInputError
 
 API_KEYS_ENV = "IE_SERVICE_API_KEYS"
 

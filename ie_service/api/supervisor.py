@@ -37,13 +37,10 @@ from ..extraction.templates import TemplateRegistry
 log = logging.getLogger(__name__)
 
 EXIT_ENGINE_FAILED = 3
-RETRY_AFTER_S = 5
 
 
 class EngineRestarting(EngineUnavailable):
     """The engine is being (re)started: 503 with Retry-After."""
-
-    retry_after_s = RETRY_AFTER_S
 
 
 @dataclass

@@ -18,11 +18,11 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
 from ..engine import EngineConfig
-from ..user_errors import RuntimeFailure
+from ..errors import BadInputFile, RuntimeFailure, UserInputError, one_line
 from . import arg_types
 
 
-class UsageError(Exception):
+class UsageError(UserInputError):
     """Arguments that do not fit together: the command's parser reports it (exit 2)."""
 
 
@@ -243,9 +243,18 @@ def _started_here(extra_args: list[str], log_path: Path) -> Iterator[str]:
 def read_json(path: str) -> Any:
     """The JSON value in a file: a one-line error with the line number (exit 2) when it is
     not JSON, or nested too deeply to parse."""
-    from ..user_errors import BadInputFile, read_json_file
+    import json
 
     try:
-        return read_json_file(path)
+        text = Path(path).read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise BadInputFile(path, exc.strerror or one_line(exc)) from None
+    except UnicodeDecodeError as exc:
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        raise BadInputFile(path, f"not UTF-8 (byte {exc.start})", line=line) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInputFile(path, f"not JSON: {exc.msg} (column {exc.colno})", line=exc.lineno) from None
     except RecursionError:
         raise BadInputFile(path, "not JSON: nested too deeply") from None

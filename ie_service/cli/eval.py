@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import jsonl
 from ..extraction.tasks import TASKS, TriggersOnly
-from ..user_errors import EXIT_FAILURE, EXIT_USAGE
+from ..errors import EXIT_FAILURE, EXIT_USAGE
 from . import arg_types
 from .common import UsageError, add_client_arguments, read_json, service_url
 

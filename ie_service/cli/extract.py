@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from ..extraction.schema import SchemaError
 from ..extraction.tasks import TASKS
 from ..extraction.wire import task_models
-from ..user_errors import BadInputFile, UserInputError, one_line
+from ..errors import BadInputFile, UserInputError, one_line
 from .. import jsonl
 from .common import UsageError, add_client_arguments, check_engine_flags_unused, read_json, service_url
 from . import arg_types

@@ -2,11 +2,12 @@
 exit code, never a traceback. 2: bad input (a file, a flag, a query); 1: a runtime failure
 (a service that cannot be reached, documents that failed); 130: interrupted.
 
-Commands raise :class:`~ie_service.user_errors.UserInputError` (exit 2) or
-:class:`~ie_service.user_errors.RuntimeFailure` (exit 1); a few library exceptions that
-always mean bad input (a missing file or folder, no permission, a pydantic validation
-error, input nested too deeply to parse) are reported the same way, and any other
-``OSError`` (a disk full while writing) as a runtime failure. Anything else is a bug: one line naming it, exit 1, and the
+Commands raise a :class:`~ie_service.errors.ServiceError`, reported with its ``exit_code``
+(2 for a :class:`~ie_service.errors.UserInputError`, 1 for a
+:class:`~ie_service.errors.RuntimeFailure`); a few library exceptions that always mean bad
+input (a missing file or folder, no permission, a pydantic validation error, input nested
+too deeply to parse) are reported the same way, and any other ``OSError`` (a disk full while
+writing) as a runtime failure. Anything else is a bug: one line naming it, exit 1, and the
 traceback only with ``IE_SERVICE_TRACEBACK=1``."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from ..user_errors import EXIT_FAILURE, EXIT_USAGE, RuntimeFailure, UserInputError, one_line
+from ..errors import EXIT_FAILURE, EXIT_USAGE, ServiceError, one_line
 
 # our own messages may name a fix with two paths in it: never cut those short
 USER_MESSAGE_LIMIT = 2000
@@ -49,10 +50,8 @@ def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace,
     except UsageError as exc:
         usage_error(one_line(exc))  # argparse: usage + one error line, exit 2
         raise
-    except UserInputError as exc:
-        return error(one_line(exc, limit=USER_MESSAGE_LIMIT), EXIT_USAGE)
-    except RuntimeFailure as exc:
-        return error(one_line(exc, limit=USER_MESSAGE_LIMIT), EXIT_FAILURE)
+    except ServiceError as exc:
+        return error(one_line(exc, limit=USER_MESSAGE_LIMIT), exc.exit_code)
     except httpx.TransportError as exc:
         url = exc.request.url if exc._request is not None else "the service"
         return error(f"cannot reach {url}: {type(exc).__name__}: {one_line(exc)}", EXIT_FAILURE)

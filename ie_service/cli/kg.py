@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from .. import jsonl
-from ..user_errors import UserInputError
+from ..errors import UserInputError
 from . import arg_types
 from .common import UsageError, add_client_arguments, read_json, service_url
 

@@ -12,7 +12,7 @@ from . import arg_types
 def _reported(run: Callable[[argparse.Namespace], object]) -> Callable[[argparse.Namespace], int]:
     """A weights op whose known failures print ``error: ...`` and exit 2; a path result is printed."""
     def cmd(args: argparse.Namespace) -> int:
-        from ..user_errors import UserInputError, one_line
+        from ..errors import UserInputError, one_line
 
         try:
             result = run(args)
@@ -73,7 +73,7 @@ def cmd_quantize(args: argparse.Namespace):
 def cmd_md5(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..user_errors import UserInputError
+    from ..errors import UserInputError
     from ..weights import md5
 
     if not any(p.is_file() and p.name != md5.MANIFEST for p in Path(args.dir).rglob("*")):

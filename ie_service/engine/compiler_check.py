@@ -22,7 +22,7 @@ import subprocess
 import sys
 from collections.abc import MutableMapping
 
-from ..user_errors import UserInputError
+from ..errors import UserInputError
 
 log = logging.getLogger(__name__)
 

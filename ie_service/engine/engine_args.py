@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from ..user_errors import UserInputError
+from ..errors import UserInputError
 from .adapters import lora_engine_kwargs, parse_lora
 from .compiler_check import check_compiler
 from .config import EngineConfig

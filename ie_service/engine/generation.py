@@ -6,15 +6,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..errors import PromptTooLong, Unavailable
 from .sampling import SamplingOptions
 
-
-class PromptTooLong(ValueError):
-    """The prompt plus the requested new tokens does not fit the model's context."""
+__all__ = ["EngineActivity", "EngineUnavailable", "Generation", "PromptTooLong", "TextEngine", "char_offsets"]
 
 
-class EngineUnavailable(RuntimeError):
-    """The engine core died or refused work; the service cannot answer (503)."""
+class EngineUnavailable(Unavailable):
+    """The engine core died or refused work; the service cannot answer (503, Retry-After)."""
 
 
 @dataclass(frozen=True)

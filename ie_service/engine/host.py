@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..user_errors import UserInputError
+from ..errors import UserInputError
 
 GiB = 1024**3
 MiB = 1024**2

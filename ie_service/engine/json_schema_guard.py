@@ -16,7 +16,7 @@ minutes; the cost grows faster than linearly: 10k random strings 2.6 s, 30k 23 s
   event loop keeps serving); an overrunning compile is quarantined (see the class). The
   result is cached by xgrammar, so a schema sent again costs nothing.
 
-Both raise :class:`~ie_service.request_errors.InvalidJsonSchema` (422); congestion of the
+Both raise :class:`~ie_service.errors.InvalidJsonSchema` (422); congestion of the
 compiler raises :class:`GrammarBusy` (503 with Retry-After).
 """
 
@@ -32,7 +32,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-from ..request_errors import InvalidJsonSchema
+from ..errors import InvalidJsonSchema, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -361,11 +361,9 @@ def _check_refs_and_finiteness(root: dict) -> None:
             "recurses forever)")
 
 
-class GrammarBusy(RuntimeError):
+class GrammarBusy(Unavailable):
     """Grammar compilation is congested by other schemas (503, Retry-After): not this
     client's fault."""
-
-    retry_after_s = 5
 
 
 class _Compile:

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..user_errors import UserInputError
+from ..errors import UserInputError
 from .host import GiB, HostShape, ModelFootprint
 from .prompt_formats import AUTO, CHAT, DEFAULT_FORMAT, format_from_name
 

@@ -7,6 +7,12 @@ them, with its frontend defaults); this module only builds them and turns what t
 into a Starlette response. Imported by ``vllm_engine`` alone (it imports vllm). Also here:
 a ``response_format`` JSON schema goes through the same bounded grammar check as
 ``/generate`` before the engine compiles it.
+
+The seam with vLLM's OpenAI layer is this file: the names imported below (none private),
+at the vLLM version pyproject pins; ``tests/test_openai_serving_unit.py`` checks them. Our own
+refusals are written by :func:`~ie_service.errors.error_response` in OpenAI's shape; what
+vLLM answers or raises is passed on in vLLM's (``create_error_response``, a method of its
+serving classes).
 """
 
 from __future__ import annotations
@@ -14,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 from argparse import Namespace
-from http import HTTPStatus
 from typing import Any
 
 from pydantic import ValidationError
@@ -28,37 +33,22 @@ from vllm.entrypoints.openai.completion.protocol import CompletionRequest
 from vllm.entrypoints.openai.completion.serving import OpenAIServingCompletion
 from vllm.entrypoints.openai.models.protocol import BaseModelPath
 from vllm.entrypoints.openai.models.serving import OpenAIServingModels
-from vllm.entrypoints.serve.engine.protocol import ErrorInfo, ErrorResponse
-from vllm.entrypoints.serve.exception_handling.error_response import create_error_response
-from vllm.entrypoints.serve.exception_handling.handlers.validation import _format_error, clean_loc_for_param
+from vllm.entrypoints.serve.engine.protocol import ErrorResponse
 from vllm.renderers.chat_utils import load_chat_template
 from vllm.renderers.online_renderer import OnlineRenderer
 from vllm.utils.argparse_utils import FlexibleArgumentParser
 from vllm.v1.engine.async_llm import AsyncLLM
 
-from ..request_errors import InvalidJsonSchema
+from ..errors import InvalidJsonSchema, ServiceError, error_response, invalid_openai_request
 from .json_schema_guard import GrammarCompileGuard, check_json_schema
 
 log = logging.getLogger(__name__)
+MAX_REPORTED_ERRORS = 10  # vLLM's bound: one malformed body can fail thousands of checks
 
 
 def frontend_defaults() -> Namespace:
     """``vllm serve``'s frontend arguments, all at their defaults."""
     return make_arg_parser(FlexibleArgumentParser()).parse_args([])
-
-
-def error_response(message: str, status: int = 400, param: str | None = None) -> JSONResponse:
-    """An OpenAI-shaped error body ``{"error": {"message", "type", "code", "param"}}``."""
-    err = ErrorResponse(error=ErrorInfo(message=message, type=HTTPStatus(status).phrase, code=status, param=param))
-    return JSONResponse(err.model_dump(), status_code=status)
-
-
-def _validation_error(exc: ValidationError) -> JSONResponse:
-    errors = exc.errors()
-    first = errors[0] if errors else {}
-    param = clean_loc_for_param(tuple(first.get("loc", ()))) if first.get("loc") else None
-    message = "; ".join(_format_error(e) for e in errors[:10]) or "invalid request"
-    return error_response(f"invalid request: {message}", 400, param)
 
 
 class OpenAIServing:
@@ -131,17 +121,19 @@ class OpenAIServing:
 
     async def _answer(self, model: type, body: Any, raw_request: Request, create) -> Response:
         if not isinstance(body, dict):
-            return error_response("the request body must be a JSON object")
+            return error_response("the request body must be a JSON object", 400, openai=True)
         try:
             request = model.model_validate(body)
             await self._check_schema(request)
             result = await create(request)
         except ValidationError as exc:
-            return _validation_error(exc)
-        except InvalidJsonSchema as exc:
-            return error_response(str(exc), 400, "response_format")
+            return invalid_openai_request(exc.errors()[:MAX_REPORTED_ERRORS])
+        except InvalidJsonSchema as exc:  # a bad parameter: OpenAI's 400
+            return error_response(str(exc), 400, openai=True, param="response_format")
+        except ServiceError as exc:  # grammar compilation congested: 503 with Retry-After, as on /generate
+            return error_response(str(exc), exc.status, retry_after=exc.retry_after, openai=True)
         except Exception as exc:  # vLLM's own mapping: client errors 4xx, the rest 5xx
-            err = create_error_response(exc)
+            err = self._chat.create_error_response(exc)
             if err.error.code >= 500:
                 log.error("openai %s: %s: %s", raw_request.url.path, type(exc).__name__, exc)
             return JSONResponse(err.model_dump(), status_code=err.error.code)

@@ -19,7 +19,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..user_errors import UserInputError
+from ..errors import UserInputError
 from .config import EngineConfig
 from .host import HostShape, _ranges
 

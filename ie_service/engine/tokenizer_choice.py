@@ -13,7 +13,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from ..user_errors import UserInputError
+from ..errors import UserInputError
 
 MODE = "sentencepiece"
 MODEL_FILE = "tokenizer.model"

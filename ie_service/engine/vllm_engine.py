@@ -27,8 +27,7 @@ from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
 from ..admission import current_priority
-from ..request_errors import GenerationFailed, InvalidJsonSchema, InvalidRequest, QueueFull
-from ..user_errors import one_line
+from ..errors import GenerationFailed, InvalidJsonSchema, InvalidRequest, QueueFull, one_line
 from .adapters import check_adapter, parse_lora
 from .compiler_check import apply_compiler_check
 from .config import EngineConfig

@@ -22,7 +22,7 @@ from .. import jsonl
 from ..extraction.tasks import TASKS
 from ..gold import GoldDoc, GoldEvent
 from ..paths import bundled_data_dir
-from ..user_errors import BadInputFile
+from ..errors import BadInputFile
 
 
 def data_dir() -> Path:

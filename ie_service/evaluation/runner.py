@@ -21,7 +21,7 @@ from .. import jsonl
 from ..client import AsyncIEClient, IEError, IEStatusError
 from ..extraction.tasks import TASKS
 from ..gold import GoldDoc
-from ..user_errors import BadInputFile
+from ..errors import BadInputFile
 from .scoring import Scorer
 from .trust import TrustScorer, scored_tuples
 

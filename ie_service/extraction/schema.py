@@ -7,10 +7,12 @@ import re
 import unicodedata
 from typing import Any
 
+from ..errors import InvalidRequest
+
 _SEPARATORS = re.compile(r"[\s_\-]+")
 
 
-class SchemaError(ValueError):
+class SchemaError(InvalidRequest):
     """The request's schema cannot be understood (answered with a 422)."""
 
 

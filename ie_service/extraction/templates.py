@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..errors import InvalidRequest
 from ..paths import prompts_dir
 from .tasks import TASKS
 
@@ -28,7 +29,7 @@ Style = Literal["schema", "knowlm"]
 PLACEHOLDERS = {"labels"}
 
 
-class TemplateError(ValueError):
+class TemplateError(InvalidRequest):
     """Unknown template, or one that does not fit the request (answered with a 4xx)."""
 
 

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from .. import jsonl
 from ..client import AsyncIEClient, IEClient, IEConnectionError, IEError, IEStatusError
-from ..user_errors import BadInputFile, UserInputError
+from ..errors import BadInputFile, UserInputError
 
 
 class Document(BaseModel):

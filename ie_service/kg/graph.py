@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import jsonl
-from ..user_errors import BadInputFile
+from ..errors import BadInputFile
 
 log = logging.getLogger(__name__)
 

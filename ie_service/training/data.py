@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, ensure_ascii=False))
         return 0
     if not args.data_dir:
-        from ..user_errors import UserInputError
+        from ..errors import UserInputError
 
         raise UserInputError("give --from FILE (your annotations) or --data-dir DIR (the built-in sets)")
 

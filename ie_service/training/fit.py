@@ -100,9 +100,9 @@ def project_commit() -> str:
 def read_examples(path: Path) -> list[dict]:
     """The rows of an examples file (``train data``'s JSONL, gzipped if ``.gz``), each
     checked to be an example (``prompt`` and ``answer`` strings). A file that is not one (a
-    gold file, binary, empty) is a :class:`~ie_service.user_errors.UserInputError` naming
+    gold file, binary, empty) is a :class:`~ie_service.errors.UserInputError` naming
     the file and line, before anything is loaded."""
-    from ..user_errors import BadInputFile
+    from ..errors import BadInputFile
 
     if not path.is_file():
         raise BadInputFile(path, "no such file (render examples with `ie-service train data`)")
@@ -124,7 +124,7 @@ def read_examples(path: Path) -> list[dict]:
 
 def _example(path: Path, n: int, line: str) -> dict:
     """One line of an examples file, checked."""
-    from ..user_errors import BadInputFile
+    from ..errors import BadInputFile
 
     try:
         row = json.loads(line)
@@ -141,7 +141,7 @@ def answer_shape_of(rows: list[dict]) -> str:
     rendered before shapes existed). One adapter learns one shape: a mixed file is refused."""
     shapes = {r.get("answer_shape", "full") for r in rows}
     if len(shapes) > 1:
-        from ..user_errors import UserInputError
+        from ..errors import UserInputError
 
         raise UserInputError(f"the examples mix answer shapes {sorted(shapes)}: render them with one "
                              "--answer-shape")

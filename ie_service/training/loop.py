@@ -96,7 +96,7 @@ def _child(argv: list[str]) -> None:
     import subprocess
     import sys
 
-    from ..user_errors import UserInputError
+    from ..errors import UserInputError
 
     done = subprocess.run([sys.executable, "-m", *argv])
     if done.returncode != 0:

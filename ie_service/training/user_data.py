@@ -31,7 +31,7 @@ from typing import Any
 
 from ..extraction.grounding import locate
 from ..gold import GoldDoc, GoldEvent
-from ..user_errors import BadInputFile
+from ..errors import BadInputFile
 
 FORMATS = ("gold", "doccano", "label-studio")
 OUTSIDE = "offsets outside the text"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..user_errors import one_line
+from ..errors import one_line
 from .shards import TOKENIZER_FILES, WeightsError, atomic_output, check_safetensors, copy_side_files
 
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")

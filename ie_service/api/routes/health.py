@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from ...errors import Unavailable, error_body, retry_header
 from ..state import supervisor_of
-from ..supervisor import RETRY_AFTER_S
 from ..wire import HealthResponse, UnhealthyResponse
 
 router = APIRouter()
@@ -22,8 +22,8 @@ async def health(request: Request):
     verdict = await supervisor.health()
     if not verdict.ok:
         message = verdict.detail or f"engine {verdict.status}"
-        return JSONResponse({"error": message, "status": verdict.status}, status_code=503,
-                            headers={"retry-after": str(RETRY_AFTER_S)})
+        return JSONResponse({**error_body(message, 503), "status": verdict.status}, status_code=503,
+                            headers=retry_header(Unavailable.retry_after))
     return HealthResponse(status="ok", model=supervisor.engine.model_name)
 
 

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from ...admission import reserve_prompts
+from ...errors import error_response, invalid_openai_request
 from ..disconnect import cancel_on_disconnect
 from ..state import engine_of, metrics_of
 from ..wire import ChatRequest, CompletionRequest, OpenAIRequest
@@ -36,34 +37,18 @@ class OpenAIAPI(Protocol):
 REQUESTS: dict[str, type[OpenAIRequest]] = {"chat": ChatRequest, "completion": CompletionRequest}
 
 
-def openai_error(message: str, status: int = 400, param: str | None = None) -> JSONResponse:
-    """OpenAI's error shape (what the ``openai`` package reads)."""
-    kind = {400: "BadRequestError", 404: "NotFoundError", 501: "NotImplementedError"}.get(status, "Error")
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status, "param": param}},
-                        status_code=status)
-
-
-def _invalid(exc: ValidationError) -> JSONResponse:
-    """A 400 naming each refused field (``messages.0.role: Input should be ...``): OpenAI's and
-    vLLM's status for an invalid parameter (the ``openai`` package's ``BadRequestError``)."""
-    errors = exc.errors()
-    where = [".".join(str(p) for p in e["loc"]) or "body" for e in errors]
-    message = "; ".join(f"{w}: {e['msg']}" for w, e in zip(where, errors))
-    return openai_error(f"invalid request: {message}", 400, where[0] if where else None)
-
-
 async def _serve(request: Request, kind: str) -> Response:
     openai = getattr(engine_of(request), "openai", None)
     if openai is None:
-        return openai_error("this engine has no OpenAI-compatible API", 404)
+        return error_response("this engine has no OpenAI-compatible API", 404, openai=True)
     try:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError) as exc:
-        return openai_error(f"the request body is not JSON: {exc}")
+        return error_response(f"the request body is not JSON: {exc}", 400, openai=True)
     try:
         checked = REQUESTS[kind].model_validate(body)
     except ValidationError as exc:
-        return _invalid(exc)
+        return invalid_openai_request(exc.errors())
     api: OpenAIAPI = openai()
     async with reserve_prompts(checked.n or 1):  # one prompt per choice (the guard's slot is the first)
         answer = getattr(api, kind)(body, request)

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from ...user_errors import UserInputError
+from ...errors import UserInputError
 from ..graph import Graph
 
 # kind → (module, class, pip package it needs)

@@ -15,7 +15,7 @@ from typing import Any
 import ladybug
 from tqdm import tqdm
 
-from ...user_errors import UserInputError, one_line
+from ...errors import UserInputError, one_line
 from ..export import to_cypher
 from ..graph import Graph
 from . import Counts, QueryError, chunks

@@ -16,7 +16,7 @@ from typing import Any
 import pyoxigraph as ox
 from tqdm import tqdm
 
-from ...user_errors import UserInputError, one_line
+from ...errors import UserInputError, one_line
 from ..export import BASE, RDFS_LABEL, to_rdf
 from ..graph import Graph
 from . import Counts, QueryError, chunks

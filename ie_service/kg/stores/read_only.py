@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-from ...user_errors import UserInputError
+from ...errors import UserInputError
 
 
 class ReadOnlyViolation(UserInputError):
