@@ -14,13 +14,12 @@ import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from fakes import ScriptedEngine, slowed
+from fakes import FakeAsyncLLM, ScriptedEngine, slowed
 from ie_service.api.app import create_app
 from ie_service.api.settings import ServiceSettings
 
@@ -156,31 +155,6 @@ def test_surrogate_scanner_accepts_pairs_and_escaped_backslashes():
 
 
 # --- the real Engine class on a fake AsyncLLM ----------------------------------------------------------
-
-
-class FakeAsyncLLM:
-    """Stands in for vLLM's AsyncLLM: records the SamplingParams, answers or raises."""
-
-    def __init__(self, tokenizer, finish: str = "stop", raises: BaseException | None = None) -> None:
-        self.tokenizer, self.finish, self.raises = tokenizer, finish, raises
-        self.calls = []
-        self.model_config = SimpleNamespace(get_vocab_size=lambda: 49152)
-
-    def get_tokenizer(self):
-        return self.tokenizer
-
-    async def generate(self, prompt, params, request_id, **kwargs):
-        self.calls.append(params)
-        if self.raises is not None:
-            raise self.raises
-        yield SimpleNamespace(num_cached_tokens=0, outputs=[SimpleNamespace(
-            text="" if self.finish == "error" else '{"a": 1}', token_ids=[1, 2], finish_reason=self.finish)])
-
-    async def check_health(self):
-        return None
-
-    def shutdown(self):
-        return None
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,13 @@ starting an engine. ``AsyncEngineArgs(**kwargs)`` is built to show vLLM takes th
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from fake_hosts import AVX2, AVX512_BF16, SMOL, SMOL_KV_PER_TOKEN_BF16, fake_host, fake_model, vllm_args
 from ie_service.engine.engine_args import KV_CACHE_SPACE_ENV, engine_kwargs, resolve_dtype
 from ie_service.engine.vllm_engine import _engine_args, cpu_environment
 from ie_service.engine.config import EngineConfig
@@ -20,82 +20,12 @@ from ie_service.engine.host import (
     GiB,
     MiB,
     RUNTIME_RESERVE_BYTES,
-    HostReader,
     KVCacheDoesNotFit,
     ModelFootprint,
 )
 from ie_service.user_errors import UserInputError
 
 ROOT = Path(__file__).resolve().parent.parent
-AVX2 = "fpu sse sse2 avx avx2 fma f16c"
-AVX512_BF16 = AVX2 + " avx512f avx512bw avx512_vnni avx512_bf16 amx_tile amx_bf16"
-SMOL = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "dtype": "bfloat16",
-        "head_dim": 64, "hidden_size": 576, "num_attention_heads": 9, "num_hidden_layers": 30,
-        "num_key_value_heads": 3, "vocab_size": 49152}
-SMOL_KV_PER_TOKEN_BF16 = 2 * 30 * 3 * 64 * 2  # k and v, layers, kv heads, head dim, bytes
-
-
-def kib(gib: float) -> int:
-    return int(gib * GiB / 1024)
-
-
-def fake_host(root: Path, *, nodes=((24, 20, "0-1"),), cpus="0-1", mems=None, flags=AVX512_BF16,
-              host_gib=None, cgroup=None, cgroup_path="/") -> HostReader:
-    """``nodes``: (total GiB, available GiB, cpulist) each; ``cgroup``: ("v2"|"v1",
-    limit bytes or None, usage bytes) at ``cgroup_path`` (and an unlimited root)."""
-    node_dir = root / "sys/devices/system/node"
-    for i, (total, avail, cpulist) in enumerate(nodes):
-        d = node_dir / f"node{i}"
-        d.mkdir(parents=True)
-        free = avail * 0.5
-        (d / "meminfo").write_text(
-            f"Node {i} MemTotal:       {kib(total)} kB\n"
-            f"Node {i} MemFree:        {kib(free)} kB\n"
-            f"Node {i} MemUsed:        {kib(total - free)} kB\n"
-            f"Node {i} Active(file):   {kib(avail * 0.2)} kB\n"
-            f"Node {i} Inactive(file): {kib(avail * 0.2)} kB\n"
-            f"Node {i} SReclaimable:   {kib(avail * 0.1)} kB\n")
-        (d / "cpulist").write_text(cpulist + "\n")
-    total = host_gib or sum(n[0] for n in nodes)
-    avail = sum(n[1] for n in nodes)
-    (root / "proc/self").mkdir(parents=True)
-    (root / "proc/meminfo").write_text(f"MemTotal: {kib(total)} kB\nMemFree: {kib(avail / 2)} kB\n"
-                                       f"MemAvailable: {kib(avail)} kB\n")
-    mems = mems if mems is not None else (f"0-{len(nodes) - 1}" if len(nodes) > 1 else "0")
-    (root / "proc/self/status").write_text(f"Name:\tpython\nCpus_allowed_list:\t{cpus}\n"
-                                           f"Mems_allowed_list:\t{mems}\n")
-    (root / "proc/cpuinfo").write_text(f"processor\t: 0\nmodel name\t: Fake CPU\nflags\t\t: {flags}\n\n")
-    cg = root / "sys/fs/cgroup"
-    if cgroup is None:
-        cg.mkdir(parents=True)
-        (root / "proc/self/cgroup").write_text("0::/\n")
-    elif cgroup[0] == "v2":
-        _, limit, usage = cgroup
-        leaf = cg / cgroup_path.strip("/")
-        leaf.mkdir(parents=True, exist_ok=True)
-        (cg / "cgroup.controllers").write_text("cpu memory\n")
-        (cg / "memory.max").write_text("max\n")
-        (leaf / "memory.max").write_text(f"{limit if limit is not None else 'max'}\n")
-        (leaf / "memory.current").write_text(f"{usage}\n")
-        (root / "proc/self/cgroup").write_text(f"0::{cgroup_path}\n")
-    else:
-        _, limit, usage = cgroup
-        mem = cg / "memory"
-        leaf = mem / cgroup_path.strip("/")
-        leaf.mkdir(parents=True, exist_ok=True)
-        (mem / "memory.limit_in_bytes").write_text("9223372036854771712\n")  # v1 "unlimited"
-        (leaf / "memory.limit_in_bytes").write_text(f"{limit}\n")
-        (leaf / "memory.usage_in_bytes").write_text(f"{usage}\n")
-        (root / "proc/self/cgroup").write_text(f"4:memory:{cgroup_path}\n1:cpu:/\n0::/\n")
-    return HostReader(root)
-
-
-def fake_model(folder: Path, config: dict = SMOL, weights_bytes: int = 260 * MiB) -> str:
-    folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps(config))
-    with open(folder / "model.safetensors", "wb") as f:  # sparse: takes no disk
-        f.truncate(weights_bytes)
-    return str(folder)
 
 
 @pytest.fixture()
@@ -105,14 +35,8 @@ def smol(tmp_path):
 
 def cpu_kwargs(host, model, **config):
     kwargs = engine_kwargs(EngineConfig(**config), model, on_cpu=True, host=host.read(), environ={})
-    _ = _vllm_args(kwargs)
+    _ = vllm_args(kwargs)
     return kwargs
-
-
-def _vllm_args(kwargs):
-    from vllm.engine.arg_utils import AsyncEngineArgs
-
-    return AsyncEngineArgs(**kwargs)
 
 
 # --- reading the host ------------------------------------------------------------------------
@@ -235,7 +159,7 @@ def test_step_limits_reach_vllm_only_when_given(tmp_path, smol):
     assert not {"max_num_batched_tokens", "max_num_seqs", "long_prefill_token_threshold"} & set(plain)
     capped = cpu_kwargs(host, smol, max_num_batched_tokens=512, long_prefill_token_threshold=32)
     assert (capped["max_num_batched_tokens"], capped["long_prefill_token_threshold"]) == (512, 32)
-    engine = _vllm_args(capped).create_engine_config()
+    engine = vllm_args(capped).create_engine_config()
     assert engine.scheduler_config.long_prefill_token_threshold == 32
 
 
@@ -268,7 +192,7 @@ def test_gpu_path_stays_on_memory_utilization(tmp_path, smol):
     assert kwargs["gpu_memory_utilization"] == 0.9 and "kv_cache_memory_bytes" not in kwargs
     kwargs = engine_kwargs(EngineConfig(gpu_memory_utilization=0.5, kv_cache_gib=8), smol, on_cpu=False)
     assert kwargs["gpu_memory_utilization"] == 0.5 and kwargs["kv_cache_memory_bytes"] == 8 * GiB
-    _vllm_args(kwargs)
+    vllm_args(kwargs)
 
 
 def test_cpu_explicit_fraction_is_kept_without_the_flag(tmp_path, smol):
@@ -337,7 +261,7 @@ def test_vllm_config_keeps_the_explicit_size(tmp_path, monkeypatch):
     monkeypatch.delenv(KV_CACHE_SPACE_ENV, raising=False)
     host = fake_host(tmp_path, nodes=((8.21, 5.76, "0-1"), (8, 7.5, ""), (8, 7.9, ""))).read()
     kwargs = engine_kwargs(EngineConfig(), str(ensure_embedded_model()), on_cpu=True, host=host, environ={})
-    config = _vllm_args(kwargs).create_engine_config()
+    config = vllm_args(kwargs).create_engine_config()
     assert config.cache_config.kv_cache_memory_bytes == GiB
 
 
@@ -355,7 +279,7 @@ def test_gpu_block_size_is_vllms_unless_asked(smol):
     assert "block_size" not in engine_kwargs(EngineConfig(), smol, on_cpu=False)
     kwargs = engine_kwargs(EngineConfig(block_size=16), smol, on_cpu=False)
     assert kwargs["block_size"] == 16
-    assert _vllm_args(kwargs).block_size == 16
+    assert vllm_args(kwargs).block_size == 16
 
 
 def test_cpu_refuses_a_block_its_kernel_does_not_take(tmp_path, smol):
@@ -386,7 +310,7 @@ def test_vllm_config_keeps_the_block_size(tmp_path, monkeypatch):
     monkeypatch.delenv(KV_CACHE_SPACE_ENV, raising=False)
     host = fake_host(tmp_path).read()
     kwargs = engine_kwargs(EngineConfig(), str(ensure_embedded_model()), on_cpu=True, host=host, environ={})
-    assert _vllm_args(kwargs).create_engine_config().cache_config.block_size == 32
+    assert vllm_args(kwargs).create_engine_config().cache_config.block_size == 32
 
 
 def test_block_size_flag_reaches_engine_config():

@@ -13,7 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 import tiny_models as tm
-from fakes import ScriptedEngine
+from fake_hosts import AVX2, AVX512_BF16, fake_host
+from fakes import FakeAsyncLLM, ScriptedEngine
 from ie_service.api.app import create_app
 from ie_service.cli import main
 from ie_service.engine.config import EngineConfig
@@ -21,7 +22,6 @@ from ie_service.engine.host import GiB, KVCacheDoesNotFit, ModelFootprint
 from ie_service.engine.model_inspect import SIDECAR, inspect_model, write_sidecar
 from ie_service.engine.engine_args import ModelRefused, engine_kwargs
 from ie_service.weights.lora import merged_format
-from test_host_shapes import AVX2, AVX512_BF16, fake_host
 
 
 @pytest.fixture(scope="module")
@@ -274,7 +274,6 @@ def test_engine_renders_the_inspected_format_and_reports_it(folders):
     from transformers import AutoTokenizer
 
     from ie_service.engine.vllm_engine import Engine
-    from test_hardening_unit import FakeAsyncLLM
 
     folder = folders["oneke"]
     llm = FakeAsyncLLM(AutoTokenizer.from_pretrained(folder))

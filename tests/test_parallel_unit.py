@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
+from fake_hosts import SMOL, fake_host, fake_model, vllm_args
 from ie_service.engine.config import EngineConfig
 from ie_service.engine.host import MiB, RUNTIME_RESERVE_BYTES, GiB
 from ie_service.engine.parallel import ParallelismError, ParallelPlan, check_parallel, is_loopback, thread_binding
 from ie_service.engine.engine_args import engine_kwargs
 from ie_service.engine.vllm_engine import cpu_environment, network_environment
-from test_host_shapes import SMOL, _vllm_args, fake_host, fake_model
 
 EVEN = dict(SMOL, num_attention_heads=12, num_key_value_heads=4)  # the embedded model, padded
 
@@ -34,7 +34,7 @@ def test_data_parallel_replicas_split_the_cpus_per_numa_node(tmp_path, smol):
     kwargs = engine_kwargs(config, smol, on_cpu=True, host=host, environ={})
     assert kwargs["data_parallel_size"] == 2 and kwargs["disable_log_stats"] is False
     assert cpu_environment(config, host, environ={}) == {"VLLM_CPU_OMP_THREADS_BIND": "0-3|4-7"}
-    _vllm_args(kwargs)
+    vllm_args(kwargs)
 
 
 def test_workers_never_straddle_a_node_when_they_split_evenly(tmp_path, even):
@@ -127,7 +127,7 @@ def test_two_nodes_on_one_host_take_disjoint_cpus(tmp_path, even):
     engine_kwargs(follower, even, on_cpu=True, host=host, environ={}, headless=True)
     assert cpu_environment(leader, host, environ={}) == {"VLLM_CPU_OMP_THREADS_BIND": "0"}
     assert cpu_environment(follower, host, environ={}) == {"VLLM_CPU_OMP_THREADS_BIND": "1"}
-    _vllm_args(kwargs)
+    vllm_args(kwargs)
 
 
 def test_two_real_nodes_each_use_their_own_cpus(tmp_path, even):
