@@ -1,5 +1,5 @@
 """Extraction pipeline and routes with a scripted engine: prompts, schema split, chunking
-and offset remapping, merging, truncation, errors. The real engine: test_extract_real.py."""
+and offset remapping, merging, truncation, errors. The real engine: test_constrained_extraction.py."""
 
 import json
 

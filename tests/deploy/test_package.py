@@ -20,7 +20,7 @@ import pytest
 
 from ie_service import __version__
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LANE = "fast"
 
 

@@ -21,7 +21,7 @@ from ie_service.local_server import local_servers
 pytestmark = pytest.mark.engine
 LANE = "fast"  # its engine tests start their own small servers: the other lane (tests/lanes.py)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / ".cache" / "test-logs"
 NER = {"text": "Barack Obama met Angela Merkel in Berlin.", "schema": ["person", "location"],
        "parameters": {"max_tokens": 8}}

@@ -23,7 +23,7 @@ from fakes import FakeAsyncLLM, ScriptedEngine, slowed
 from ie_service.api.app import create_app
 from ie_service.api.settings import ServiceSettings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def client_for(settings: ServiceSettings | None = None, delay: float = 0.0, engine=None):

@@ -94,7 +94,7 @@ def test_tensor_parallel_2_on_two_nodes_answers_like_tp_1(padded):
     word out of ~70 differed, measured with TP 3). Two "nodes" cover one: the two shards
     take vLLM's ``-tp 2`` path, one in the leader and one in the ``--headless`` follower
     (a one-host ``-tp 2`` server was dropped for CI time, 70 s; its two-worker CPU binding
-    is checked without the engine in test_parallel_unit.py)."""
+    is checked without the engine in test_parallel_layouts.py)."""
     common = ["--model", str(padded), "--dtype", "float32", "--served-model-name", "padded"]
     master_port = free_port()
     multi = common + ["-tp", "2", "--nnodes", "2", "--master-port", str(master_port)]

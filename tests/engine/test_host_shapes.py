@@ -25,7 +25,7 @@ from ie_service.engine.host import (
 )
 from ie_service.user_errors import UserInputError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()

@@ -25,7 +25,7 @@ from ie_service.api.app import create_app
 from ie_service.api.settings import ServiceSettings
 from live_app import serve_app
 
-STATIC = Path(__file__).resolve().parent.parent / "ie_service" / "api" / "static"
+STATIC = Path(__file__).resolve().parents[2] / "ie_service" / "api" / "static"
 README_SENTENCE = "Barack Obama met Angela Merkel in Berlin."
 PWN = "document.body.setAttribute('data-pwned','1')"
 HOSTILE = [f"<script>{PWN}</script>", "</textarea>", f'"><img src=x onerror="{PWN}">', "\u200fRTL\u202eevil"]

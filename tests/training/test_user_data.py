@@ -14,7 +14,7 @@ from ie_service.training.user_data import (
     EMPTY, MISMATCH, NOT_IN_TEXT, NOT_JSON, OUTSIDE, UNKNOWN_TASK, read_user_file,
 )
 
-DATA = Path(__file__).parent / "data" / "usaddress" / "addresses.doccano.jsonl"
+DATA = Path(__file__).resolve().parents[1] / "data" / "usaddress" / "addresses.doccano.jsonl"
 
 
 def write(path: Path, rows: list) -> Path:

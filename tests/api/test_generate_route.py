@@ -1,5 +1,5 @@
 """Routing and validation of /generate with a scripted engine (fast; real engine in
-test_engine_real.py)."""
+tests/engine/test_generation.py)."""
 
 import pytest
 from fastapi.testclient import TestClient

@@ -3,7 +3,7 @@ a cut last line (also one cut inside a UTF-8 character) and reports it, JSON lin
 by content, ``--limit`` keeps N, and ``eval`` never stores an error as a prediction.
 
 The service here is a tiny loopback HTTP server (tests/tiny_http.py); the same flows run
-against the real engine in tests/test_tools_real.py."""
+against the real engine in tests/cli/test_tools_rerun.py."""
 
 from __future__ import annotations
 

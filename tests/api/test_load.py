@@ -10,7 +10,7 @@ import pytest
 
 from conftest import GUARD_KEY
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from loadgen import run_load  # noqa: E402
 
 pytestmark = pytest.mark.engine

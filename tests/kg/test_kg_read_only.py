@@ -23,7 +23,7 @@ TRIPLES = [{"doc_id": "d1", "triples": [
     {"head": {"text": "Apple", "type": "org"}, "relation": "located in", "tail": {"text": "Cupertino", "type": None}}]}]
 
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(*args, cwd=None):

@@ -1,7 +1,7 @@
 """Run-time adapters (``serve --lora``) through the routes, with a scripted engine: the name
 reaches the engine from every /extract/* route and /generate, unknown names are 422 naming
 the loaded ones, /v1/models lists them; and the flags → vLLM arguments (fast; the real
-engine in test_adapters_real.py)."""
+engine in test_adapter_answers.py)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 checked by parsing and by a real headless Chromium (rendered, no errors, search, sources).
 
 Regenerate the README screenshot with
-``KG_VIEW_SCREENSHOT=docs/kg-view.png .venv/bin/python -m pytest tests/test_kg_html.py -k screenshot``."""
+``KG_VIEW_SCREENSHOT=docs/kg-view.png .venv/bin/python -m pytest tests/kg/test_kg_html.py -k screenshot``."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from ie_service.kg import html_view
 from ie_service.kg.html_view import (PALETTE, cap_message, json_for_script, page_data, split_sentences,
                                      to_html)
 
-STATIC = Path(__file__).resolve().parent.parent / "ie_service" / "kg" / "static"
+STATIC = Path(__file__).resolve().parents[2] / "ie_service" / "kg" / "static"
 
 PWN = "document.body.setAttribute('data-pwned','1')"
 HOSTILE = [

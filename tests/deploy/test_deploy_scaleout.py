@@ -18,7 +18,7 @@ import kubernetes_validate.utils as kubernetes_validate  # the test extra; ships
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
 IMAGE_ENTRYPOINT = "/app/deploy/entrypoint.sh"  # where deploy/Dockerfile puts it
