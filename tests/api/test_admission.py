@@ -8,12 +8,13 @@ import asyncio
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from fakes import ScriptedEngine
+from fakes import ScriptedEngine, slowed
 from ie_service.api.app import create_app
 from ie_service.api.settings import ServiceSettings
 from ie_service.api.supervisor import EngineSupervisor
@@ -547,3 +548,69 @@ def test_work_arriving_at_an_idle_engine_is_not_probed_at_once():
             time.sleep(0.02)
         assert seen and seen[0] - arrived >= 0.45, seen
         assert "ie_health_probes 1.0" in client.get("/metrics").text
+
+
+# --- engine prompts per request, outstanding prompts (issue 12, part 4) ---------------------------------
+
+
+def test_10000_labels_is_422_naming_the_limit_and_reaches_no_engine():
+    engine = ScriptedEngine(lambda p, s: "{}")
+    with client_for(engine) as client:
+        r = client.post("/extract/ner", json={"text": "Obama met Merkel.",
+                                              "schema": [f"type{i}" for i in range(10_000)]})
+    assert r.status_code == 422 and "at most 256" in r.json()["error"], r.text
+    assert engine.calls == []
+
+
+def test_prompts_per_request_capped_with_413():
+    engine = ScriptedEngine(lambda p, s: "{}")
+    with client_for(engine) as client:
+        r = client.post("/extract/ner", json={"text": "Obama met Merkel.", "labels_per_prompt": 1,
+                                              "schema": [f"type{i}" for i in range(100)]})
+        assert r.status_code == 413 and "at most 64" in r.json()["error"], r.text
+        # a batch whose texts together pass the cap: refused as a whole, nothing sent
+        batch = client.post("/extract/ner/batch", json={"texts": [f"Text {i}." for i in range(100)],
+                                                        "schema": ["person"]})
+        assert batch.status_code == 413, batch.text
+        assert engine.calls == []
+        assert 'ie_rejected_total{reason="prompts"} 2.0' in client.get("/metrics").text  # once per request
+        ok = client.post("/extract/ner/batch", json={"texts": [f"Text {i}." for i in range(10)],
+                                                     "schema": ["person"]})
+        assert ok.status_code == 200 and len(engine.calls) == 10
+
+
+def test_outstanding_limit_counts_engine_prompts_not_requests():
+    client = client_for(slowed(ScriptedEngine(lambda p, s: "{}"), 1.0), ServiceSettings(max_outstanding=10))
+    big = {"text": "Obama met Merkel.", "labels_per_prompt": 1, "schema": [f"t{i}" for i in range(8)]}
+    with client, ThreadPoolExecutor(2) as pool:
+        first = pool.submit(client.post, "/extract/ner", json=big)
+        time.sleep(0.4)  # 8 prompts in flight
+        gauge = [line for line in client.get("/metrics").text.splitlines()
+                 if line.startswith("ie_outstanding_requests ")]
+        assert gauge == ["ie_outstanding_requests 8.0"]
+        second = client.post("/extract/ner", json={**big, "schema": [f"u{i}" for i in range(4)]})
+        assert second.status_code == 429 and second.headers["retry-after"] == "1", second.text
+        assert client.post("/generate", json={"instruction": "short"}).status_code == 200  # 9 <= 10
+        assert first.result().status_code == 200
+        metrics = client.get("/metrics").text
+        assert "ie_outstanding_requests 0.0" in metrics
+        assert 'ie_rejected_total{reason="queue"} 1.0' in metrics
+
+
+def test_admission_bookkeeping():
+    from ie_service.admission import Admission
+    from ie_service.request_errors import QueueFull, TooManyPrompts
+
+    seen = []
+    admission = Admission(5, max_prompts_per_request=4, on_change=seen.append)
+    budget = admission.enter()
+    budget.claim(3)  # 1 slot from admission + 2 more
+    assert admission.outstanding == 3
+    other = admission.enter()
+    with pytest.raises(QueueFull):
+        other.claim(4)
+    with pytest.raises(TooManyPrompts, match="at most 4"):
+        budget.claim(2)
+    budget.close()
+    other.close()
+    assert admission.outstanding == 0 and seen[-1] == 0

@@ -192,6 +192,59 @@ def test_extract_takes_values_at_the_limits(client, path, body):
     assert r.status_code == 200, r.text
 
 
+# --- values only the engine used to check, lone surrogates (issue 12, part 4) -------------------------
+
+
+@pytest.mark.parametrize("parameters,needle", [
+    ({"temperature": 10}, "temperature"),
+    ({"temperature": 2.5}, "temperature"),
+    ({"stop": ""}, "stop"),
+    ({"stop": ["ok", ""]}, "stop"),
+    ({"seed": 2**64}, "seed"),
+])
+def test_parameters_the_engine_refuses_are_422(client, engine, parameters, needle):
+    before = len(engine.calls)
+    r = client.post("/generate", json={"instruction": "x", "parameters": parameters})
+    assert r.status_code == 422 and needle in r.json()["error"], r.text
+    ex = client.post("/extract/ner", json={"text": "Obama.", "schema": ["person"], "parameters": parameters})
+    assert ex.status_code == 422 and needle in ex.json()["error"], ex.text
+    assert len(engine.calls) == before
+
+
+def test_parameters_at_the_engine_limits_pass(client):
+    r = client.post("/generate", json={"instruction": "x", "parameters": {
+        "temperature": 2, "seed": 2**64 - 1, "stop": ["\n"]}})
+    assert r.status_code == 200, r.text
+
+
+LONE = "\\ud800"  # as it appears in the JSON text
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/generate", '{"instruction": "hi LONE"}'),
+    ("/extract/ner", '{"text": "Obama.", "schema": ["perLONEson"]}'),
+    ("/extract/ner", '{"text": "Obama.", "schema": {"person": "a humanLONE"}}'),
+    ("/extract/ner", '{"text": "Obama.", "schema": ["person"], "examples": [{"input": "aLONE", "output": {}}]}'),
+    ("/extract/ner/batch", '{"texts": ["ok", "badLONE"], "schema": ["person"]}'),
+    ("/extract/ner", '{"text": "Obama.", "schema": ["person"], "x": "\\udc00"}'),  # lone low half
+])
+def test_lone_surrogates_are_422(client, engine, path, body):
+    before = len(engine.calls)
+    r = client.post(path, content=body.replace("LONE", LONE).encode(),
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "surrogate" in r.json()["error"], r.text
+    assert len(engine.calls) == before
+
+
+def test_surrogate_scanner_accepts_pairs_and_escaped_backslashes():
+    from ie_service.admission import find_lone_surrogate
+
+    assert find_lone_surrogate(b'{"a": "\\ud83d\\ude00"}') is None  # an emoji as a pair
+    assert find_lone_surrogate(b'{"a": "\\\\ud800"}') is None  # a backslash, then text
+    assert find_lone_surrogate(b'{"a": "\\ud83d x"}') == ("\\ud83d", 7)
+    assert find_lone_surrogate(b'{"a": "\\\\\\ud800"}') == ("\\ud800", 9)
+
+
 # --- the OpenAI routes ------------------------------------------------------------------------------
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}

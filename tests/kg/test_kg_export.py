@@ -1,11 +1,12 @@
-"""Graph de-duplication and exports on a hand-made triples file."""
+"""Graph de-duplication and exports on a hand-made triples file; hostile names (formulas, newlines,
+blank names) are normalised once for every exporter."""
 
 import csv
 import json
 
 import pytest
 from rdflib import Graph as RDFGraph
-from rdflib import RDFS, Literal
+from rdflib import RDF, RDFS, Literal
 
 from ie_service.kg.build import done_ids, read_documents
 from ie_service.kg.export import export, to_cypher
@@ -161,3 +162,53 @@ def test_ntriples_writer_and_rdflib_turtle_hold_the_same_graph(tmp_path):
     labels = {str(o) for _, _, o in nt.triples((None, RDFS.label, None))}
     assert {e.name for e in g.entities.values()} <= labels and "empty" in labels
     assert len(nt) == len(ttl) > 7 * 6
+
+
+# --- hostile names: Neo4j CSV and the other exporters (issue 12, part 4) ---------------------------------
+
+
+def ungrounded(text, type_=None):
+    return {"text": text, "type": type_, "start": None, "end": None, "grounded": False}
+
+
+@pytest.fixture()
+def nasty_graph(tmp_path):
+    lines = [{"doc_id": "d1", "triples": [
+        {"head": ungrounded("=HYPERLINK(\"http://evil\",\"x\")", "org\n"), "relation": "founded\nby",
+         "tail": ungrounded("+1 555", "person")},
+        {"head": ungrounded("@SUM(A1:A9)"), "relation": "knows", "tail": ungrounded("-2+3")},
+        {"head": ungrounded("Bill\nGates", "person\r\n"), "relation": "knows", "tail": ungrounded("   ")},
+        {"head": ungrounded("Bill Gates"), "relation": "cmd", "tail": ungrounded("\tTAB")},
+    ]}]
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    return load_graph(path)
+
+
+def test_neo4j_csv_has_no_formulas_or_raw_newlines(nasty_graph, tmp_path):
+    files = export(nasty_graph, "neo4j-csv", tmp_path / "neo")
+    for f in files:
+        raw = f.read_text()
+        rows = list(csv.reader(f.open()))
+        assert len(raw.splitlines()) == len(rows)  # no record spans two lines
+        for row in rows[1:]:
+            for cell in row:
+                assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (f.name, cell)
+    entities = {row[1] for row in list(csv.reader((tmp_path / "neo" / "entities.csv").open()))[1:]}
+    assert "'=HYPERLINK(\"http://evil\",\"x\")" in entities and "'+1 555" in entities
+    assert "Bill Gates" in entities and "" not in entities and "'TAB" not in entities
+
+
+def test_names_and_types_normalised_once_for_every_exporter(nasty_graph, tmp_path):
+    assert nasty_graph.skipped == 1  # the whitespace-only tail: no entity with an empty name
+    names = {e.name for e in nasty_graph.entities.values()}
+    assert "Bill Gates" in names and "TAB" in names and all(n.strip() == n and n for n in names)
+    types = {e.type for e in nasty_graph.entities.values()} - {None}
+    assert types == {"org", "person"}
+    assert {e.relation for e in nasty_graph.edges} == {"founded by", "knows", "cmd"}
+    rows = to_cypher(nasty_graph)[1]["parameters"]["rows"]
+    assert {r["type"] for r in rows} - {None} == {"org", "person"}
+    export(nasty_graph, "turtle", tmp_path / "kg.ttl")
+    rdf = RDFGraph().parse(tmp_path / "kg.ttl", format="turtle")
+    assert {str(o) for o in rdf.objects(None, RDFS.label)} >= {"Bill Gates", "founded by"}
+    assert {str(o).rsplit("/", 1)[-1] for o in rdf.objects(None, RDF.type)} >= {"org", "person"}
