@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from ie_service.local_server import local_servers  # noqa: E402
 from lanes import ENGINE_WORKER, FAST_NICE, LaneScheduling, check_lane, worker_id  # noqa: E402
+from waits import wait_until  # noqa: E402
 
 LOGS = Path(__file__).resolve().parent.parent / ".cache" / "test-logs"
 
@@ -176,13 +177,11 @@ def health_until_back(url: str, headers: dict | None = None, limit_s: float = 40
                       log_path: Path | None = None) -> set[str]:
     """After a kill: the ``/health`` 503 statuses seen until it answered 200 again. Fails when
     it is not back within ``limit_s`` or the server stops answering (the log's tail then)."""
-    import time
-
     import httpx
 
     states: set[str] = set()
-    started = time.monotonic()
-    while time.monotonic() - started < limit_s:
+
+    def back() -> bool:
         try:
             r = httpx.get(f"{url}/health", headers=headers, timeout=5)
         except httpx.TransportError:  # the process exited: not what we want
@@ -190,10 +189,10 @@ def health_until_back(url: str, headers: dict | None = None, limit_s: float = 40
             raise AssertionError(f"{url} stopped answering /health\n{tail}")
         if r.status_code == 503:
             states.add(r.json()["status"])
-        elif r.status_code == 200 and states:
-            return states
-        time.sleep(0.5)
-    raise AssertionError(f"{url}/health not back to 200 in {limit_s:.0f}s (503 statuses seen: {states})")
+        return r.status_code == 200 and bool(states)
+
+    wait_until(back, limit_s, interval=0.5, what=lambda: f"{url}/health back to 200 (503 statuses seen: {states})")
+    return states
 
 
 

@@ -21,6 +21,7 @@ from ie_service.api.supervisor import EngineSupervisor
 from ie_service.engine.generation import Generation
 from ie_service.extraction import chunking
 from ie_service.extraction.chunking import chunk_text
+from waits import wait_until
 
 NER = "/extract/ner"
 
@@ -347,13 +348,13 @@ class Mortal(ScriptedEngine):
 
 
 def _wait_for(client: TestClient, status: int, limit: float = 5.0, state: str | None = None) -> dict:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        r = client.get("/health")
-        if r.status_code == status and (state is None or r.json()["status"] == state):
-            return r.json()
-        time.sleep(0.02)
-    raise AssertionError(f"/health never answered {status}: {r.status_code} {r.text}")
+    last = []
+
+    def answered() -> dict | None:
+        last[:] = [r := client.get("/health")]
+        return r.json() if r.status_code == status and (state is None or r.json()["status"] == state) else None
+
+    return wait_until(answered, limit, what=lambda: f"/health answering {status}: {last[0].status_code} {last[0].text}")
 
 
 def test_a_dead_engine_is_replaced_in_place():
@@ -396,9 +397,7 @@ def test_restarts_that_keep_failing_give_up_with_a_non_zero_exit():
         f, t, monitor_every_s=0.02, backoff_s=(0.01,), on_give_up=codes.append))
     with TestClient(app) as client:
         body = _wait_for(client, 503)
-        deadline = time.monotonic() + 5
-        while not codes and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: codes, 5, what="the supervisor giving up")
         assert codes == [3] and len(starts) == 4
         assert client.get("/health").json()["status"] == "failed"
 
@@ -477,10 +476,8 @@ def test_the_probe_is_one_token_at_top_priority():
         time.sleep(0.2)
         assert not seen  # idle, nobody asking: no probe
         client.get("/health")
-        deadline = time.monotonic() + 3
-        while not seen and time.monotonic() < deadline:
-            time.sleep(0.02)
-    assert seen and seen[0] == (1, -1)
+        wait_until(lambda: seen, 3, what="a probe")
+    assert seen[0] == (1, -1)
 
 
 def test_the_monitor_probes_while_work_is_in_flight():
@@ -497,9 +494,7 @@ def test_the_monitor_probes_while_work_is_in_flight():
 
     app = create_app(Busy, supervisor=lambda f, t: EngineSupervisor(f, t, monitor_every_s=0.02, probe_every_s=0.0))
     with TestClient(app):
-        deadline = time.monotonic() + 3
-        while not seen and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: seen, 3, what="a probe")
     assert seen == [1] or seen[:1] == [1]
 
 
@@ -543,10 +538,8 @@ def test_work_arriving_at_an_idle_engine_is_not_probed_at_once():
         time.sleep(0.1)
         arrived = time.monotonic()
         engine.in_flight = 1  # work waits on the engine
-        deadline = arrived + 3
-        while not seen and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert seen and seen[0] - arrived >= 0.45, seen
+        wait_until(lambda: seen, 3, what="a probe")
+        assert seen[0] - arrived >= 0.45, seen
         assert "ie_health_probes 1.0" in client.get("/metrics").text
 
 
@@ -584,10 +577,8 @@ def test_outstanding_limit_counts_engine_prompts_not_requests():
     big = {"text": "Obama met Merkel.", "labels_per_prompt": 1, "schema": [f"t{i}" for i in range(8)]}
     with client, ThreadPoolExecutor(2) as pool:
         first = pool.submit(client.post, "/extract/ner", json=big)
-        time.sleep(0.4)  # 8 prompts in flight
-        gauge = [line for line in client.get("/metrics").text.splitlines()
-                 if line.startswith("ie_outstanding_requests ")]
-        assert gauge == ["ie_outstanding_requests 8.0"]
+        wait_until(lambda: "ie_outstanding_requests 8.0" in client.get("/metrics").text.splitlines(), 5,
+                   what="8 prompts in flight")
         second = client.post("/extract/ner", json={**big, "schema": [f"u{i}" for i in range(4)]})
         assert second.status_code == 429 and second.headers["retry-after"] == "1", second.text
         assert client.post("/generate", json={"instruction": "short"}).status_code == 200  # 9 <= 10

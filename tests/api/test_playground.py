@@ -24,6 +24,7 @@ from headless_chromium import run_chromium
 from ie_service.api.app import create_app
 from ie_service.api.settings import ServiceSettings
 from live_app import serve_app
+from waits import wait_until
 
 STATIC = Path(__file__).resolve().parents[2] / "ie_service" / "api" / "static"
 README_SENTENCE = "Barack Obama met Angela Merkel in Berlin."
@@ -243,13 +244,7 @@ class Browser:
 
     def wait(self, expression: str, timeout: float = 20.0):
         """Polls ``expression`` until it is truthy; its value."""
-        import time
-
-        deadline = time.monotonic() + timeout
-        while not (value := self.js(expression)):
-            assert time.monotonic() < deadline, f"timed out waiting for {expression}"
-            time.sleep(0.05)
-        return value
+        return wait_until(lambda: self.js(expression), timeout, interval=0.05, what=expression)
 
     def open(self, url: str) -> None:
         self.send("Page.navigate", page=True, url=url)

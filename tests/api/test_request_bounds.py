@@ -22,6 +22,7 @@ from ie_service.engine.sampling import MAX_STOP_CHARS, MAX_STOP_STRINGS, MAX_TOP
 from ie_service.extraction.wire import (
     MAX_DESCRIPTION_CHARS, MAX_EXAMPLE_CHARS, MAX_EXAMPLES, MAX_LABEL_CHARS, MAX_NAME_CHARS, MAX_SCHEMA_ENTRIES,
 )
+from waits import wait_until
 
 
 class OpenAIStandIn:
@@ -336,7 +337,6 @@ def test_openai_routes_pass_valid_bodies_unchanged(client, engine, path, body):
 @pytest.fixture(scope="module")
 def live_url():
     import threading
-    import time
 
     import uvicorn
 
@@ -348,9 +348,7 @@ def live_url():
                                            **UVICORN_LIMITS))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: server.started, 30, interval=0.05, what="uvicorn started")
     yield port
     server.should_exit = True
     thread.join(10)

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from conftest import scrape
+from waits import wait_until
 
 pytestmark = pytest.mark.engine
 
@@ -74,19 +75,25 @@ def test_an_aborted_extraction_leaves_no_work_in_the_engine(server_url):
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{server_url}/extract/ner/batch", timeout=3,
                    json={"texts": texts, "schema": ["person", "location"]})
-    deadline, now = time.monotonic() + 8, scrape(server_url)
-    while (now["ie_engine_unfinished_requests"] or now["ie_outstanding_requests"]) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        now = scrape(server_url)
-    assert now["ie_engine_unfinished_requests"] == 0 and now["ie_outstanding_requests"] == 0, now
+    deadline, seen = time.monotonic() + 8, []
+
+    def let_go() -> dict | None:
+        seen[:] = [now := scrape(server_url)]
+        return None if now["ie_engine_unfinished_requests"] or now["ie_outstanding_requests"] else now
+
+    now = wait_until(let_go, 8, interval=0.2, what=lambda: f"the batch out of the engine: {seen[0]}")
     assert now["ie_engine_steps"] > before["ie_engine_steps"]  # the engine had started on the batch
     # and then the engine holds nothing: its step count stays put for 2 s (the steps that were
     # running at the abort, and the core's own handling of it, may finish first on a busy host;
     # a batch still in the engine would keep it stepping for a minute)
     steps, still_since = now["ie_engine_steps"], time.monotonic()
-    while time.monotonic() - still_since < 2 and time.monotonic() < deadline + 10:
-        time.sleep(0.2)
+
+    def still_for_2_s() -> bool:
+        nonlocal steps, still_since
         latest = scrape(server_url)["ie_engine_steps"]
         if latest != steps:
             steps, still_since = latest, time.monotonic()
-    assert time.monotonic() - still_since >= 2, f"the engine kept stepping: {steps - now['ie_engine_steps']} steps"
+        return time.monotonic() - still_since >= 2
+
+    wait_until(still_for_2_s, deadline + 10 - time.monotonic(), interval=0.2,
+               what=lambda: f"the engine kept stepping: {steps - now['ie_engine_steps']} steps")

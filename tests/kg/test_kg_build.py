@@ -4,9 +4,10 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+
+from waits import wait_until
 
 pytestmark = pytest.mark.engine
 
@@ -28,10 +29,12 @@ def test_build_interrupt_resume_export(server_url, tmp_path):
     inp.write_text("".join(json.dumps({"id": f"doc{i}", "text": t}) + "\n" for i, t in enumerate(DOCS)))
     out = tmp_path / "triples.jsonl"
     proc = subprocess.Popen(build_cmd(server_url, inp, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and (not out.exists() or not out.read_text().strip()):
+
+    def first_written() -> bool:
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-        time.sleep(0.2)
+        return out.exists() and bool(out.read_text().strip())
+
+    wait_until(first_written, 300, interval=0.2, what="kg build's first document")
     proc.send_signal(signal.SIGKILL)  # interrupted after its first document
     proc.wait()
     first = [json.loads(x)["doc_id"] for x in out.read_text().splitlines()]
