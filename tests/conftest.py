@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from ie_service.local_server import local_servers  # noqa: E402
 from lanes import ENGINE_WORKER, FAST_NICE, LaneScheduling, check_lane, worker_id  # noqa: E402
+from waits import wait_until  # noqa: E402
 
 LOGS = Path(__file__).resolve().parent.parent / ".cache" / "test-logs"
 
@@ -49,6 +50,7 @@ def chromium() -> str:
 
 
 GUARD_KEY = "s3cret"
+GUARDED_ARGS = ["--api-key", GUARD_KEY, "--max-outstanding", "4"]
 
 
 def scaled_adapter(src: Path, dst: Path, factor: float) -> Path:
@@ -77,9 +79,24 @@ def _lora_args(tmp_path_factory) -> list[str]:
 # The servers shared by the session, by fixture name: (its arguments, its log).
 SHARED_SERVERS = {
     "server_url": (lambda tmp: [], "server-tp1.log"),
-    "guarded_url": (lambda tmp: ["--api-key", GUARD_KEY, "--max-outstanding", "4"], "server-guarded.log"),
+    "guarded_url": (lambda tmp: list(GUARDED_ARGS), "server-guarded.log"),
     "lora_url": (_lora_args, "server-lora.log"),
 }
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """The modules that use the shared servers run first, those of the server the fewest modules
+    use first (collection order otherwise, a module's tests together): each shared server is
+    stopped after its last test, so none is held idle (~3.5 GB) through the modules that start
+    their own servers and topologies. A run without shared servers keeps its order."""
+    users: dict[str, set] = {name: set() for name in SHARED_SERVERS}
+    for item in items:
+        for name in SHARED_SERVERS:
+            if name in getattr(item, "fixturenames", ()):
+                users[name].add(item.path)
+    rank = sorted(SHARED_SERVERS, key=lambda name: len(users[name]))
+    items.sort(key=lambda item: min((i for i, name in enumerate(rank) if item.path in users[name]),
+                                    default=len(rank)))
 
 
 _SHARED_LEFT: dict[str, int] = {}  # shared server -> tests of this run that still need it
@@ -125,9 +142,8 @@ def server_url(_shared_servers) -> str:
 
 @pytest.fixture(scope="session")
 def guarded_url(_shared_servers) -> str:
-    """A second real server, behind ``--api-key`` and admitting 4 outstanding requests,
-    shared by the tests of those guards and of recovery (the kill -9 test leaves it running
-    on a restarted engine, which the later tests then use)."""
+    """A second real server, behind ``--api-key`` and admitting 4 outstanding requests, shared
+    by the tests of those guards (the kill -9 test has a server of its own: tests/engine/test_recovery.py)."""
     return _shared_servers["guarded_url"]
 
 
@@ -161,13 +177,11 @@ def health_until_back(url: str, headers: dict | None = None, limit_s: float = 40
                       log_path: Path | None = None) -> set[str]:
     """After a kill: the ``/health`` 503 statuses seen until it answered 200 again. Fails when
     it is not back within ``limit_s`` or the server stops answering (the log's tail then)."""
-    import time
-
     import httpx
 
     states: set[str] = set()
-    started = time.monotonic()
-    while time.monotonic() - started < limit_s:
+
+    def back() -> bool:
         try:
             r = httpx.get(f"{url}/health", headers=headers, timeout=5)
         except httpx.TransportError:  # the process exited: not what we want
@@ -175,10 +189,10 @@ def health_until_back(url: str, headers: dict | None = None, limit_s: float = 40
             raise AssertionError(f"{url} stopped answering /health\n{tail}")
         if r.status_code == 503:
             states.add(r.json()["status"])
-        elif r.status_code == 200 and states:
-            return states
-        time.sleep(0.5)
-    raise AssertionError(f"{url}/health not back to 200 in {limit_s:.0f}s (503 statuses seen: {states})")
+        return r.status_code == 200 and bool(states)
+
+    wait_until(back, limit_s, interval=0.5, what=lambda: f"{url}/health back to 200 (503 statuses seen: {states})")
+    return states
 
 
 

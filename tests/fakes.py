@@ -1,8 +1,10 @@
-"""A scripted engine for fast unit tests of routing and parsing (never used end to end)."""
+"""A scripted engine for fast unit tests of routing and parsing (never used end to end), and a
+stand-in for vLLM's ``AsyncLLM`` under the real :class:`~ie_service.engine.vllm_engine.Engine`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from ie_service.engine.adapters import check_adapter
@@ -80,3 +82,28 @@ def slowed(engine: ScriptedEngine, delay: float) -> ScriptedEngine:
 
         engine.generate = slow
     return engine
+
+
+class FakeAsyncLLM:
+    """Stands in for vLLM's AsyncLLM: records the SamplingParams, answers or raises."""
+
+    def __init__(self, tokenizer, finish: str = "stop", raises: BaseException | None = None) -> None:
+        self.tokenizer, self.finish, self.raises = tokenizer, finish, raises
+        self.calls = []
+        self.model_config = SimpleNamespace(get_vocab_size=lambda: 49152)
+
+    def get_tokenizer(self):
+        return self.tokenizer
+
+    async def generate(self, prompt, params, request_id, **kwargs):
+        self.calls.append(params)
+        if self.raises is not None:
+            raise self.raises
+        yield SimpleNamespace(num_cached_tokens=0, outputs=[SimpleNamespace(
+            text="" if self.finish == "error" else '{"a": 1}', token_ids=[1, 2], finish_reason=self.finish)])
+
+    async def check_health(self):
+        return None
+
+    def shutdown(self):
+        return None

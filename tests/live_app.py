@@ -4,7 +4,6 @@ need a real HTTP server (a browser, a CLI talking to --url) without the engine."
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,6 +11,7 @@ import httpx
 import uvicorn
 
 from ie_service.local_server import free_port
+from waits import wait_until
 
 
 @contextmanager
@@ -21,14 +21,14 @@ def serve_app(app, headers: dict[str, str] | None = None) -> Iterator[str]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         try:
-            if httpx.get(f"{url}/health", headers=headers).status_code == 200:
-                break
+            return httpx.get(f"{url}/health", headers=headers).status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(0.05)
+            return False
+
+    wait_until(healthy, 30, interval=0.05, what=f"{url}/health answering 200")
     try:
         yield url
     finally:
