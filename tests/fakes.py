@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ie_service.engine.adapters import check_adapter
+from ie_service.models.adapters import check_adapter
 from ie_service.engine.generation import EngineActivity, Generation, PromptTooLong
 from ie_service.engine.sampling import SamplingOptions
 

@@ -17,10 +17,11 @@ from fakes import ScriptedEngine
 from ie_service.api.app import create_app
 from ie_service.cli import main
 from ie_service.engine.config import EngineConfig
-from ie_service.engine.host import GiB, KVCacheDoesNotFit, ModelFootprint
-from ie_service.engine.model_inspect import SIDECAR, inspect_model, write_sidecar
+from ie_service.engine.host import GiB, KVCacheDoesNotFit
+from ie_service.models.footprint import ModelFootprint
+from ie_service.models.inspection import SIDECAR, inspect_model, write_sidecar
 from ie_service.engine.engine_args import ModelRefused, engine_kwargs
-from ie_service.weights.lora import merged_format
+from ie_service.models.weights.lora import merged_format
 from test_host_shapes import AVX2, AVX512_BF16, fake_host
 
 
@@ -229,7 +230,7 @@ def test_inspect_model_cli(folders, capsys):
 # --- the weights commands write the format; /v1/models says it --------------------------------
 
 def test_weights_commands_write_ie_service_json(tmp_path, folders):
-    from ie_service.weights import diff
+    from ie_service.models.weights import diff
 
     base = tm.build_llama(tmp_path / "base", dtype="float32", seed=5)
     delta = tmp_path / "delta"

@@ -15,7 +15,7 @@ import pytest
 
 import tiny_models as tm
 from ie_service.engine.host import read_host
-from ie_service.engine.model_inspect import has_cpu_4bit_kernels, inspect_model
+from ie_service.models.inspection import has_cpu_4bit_kernels, inspect_model
 from ie_service.local_server import local_servers
 
 pytestmark = pytest.mark.engine

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from ie_service.engine.prompt_formats import (
+from ie_service.models.prompt_formats import (
     ChatFormat,
     UnknownPromptFormat,
     available_formats,

@@ -137,7 +137,7 @@ def check_engine_config(config: EngineConfig) -> None:
     """What the engine would only find out after it started: an unknown dtype, prompt
     format or quantization method, a model path that is not a model folder."""
     from ..engine.engine_args import check_quantization
-    from ..engine.prompt_formats import AUTO, CHAT, UnknownPromptFormat, available_formats, load_file_format
+    from ..models.prompt_formats import AUTO, CHAT, UnknownPromptFormat, available_formats, load_file_format
 
     if config.dtype not in DTYPES:
         raise UsageError(f"--dtype {config.dtype!r}: choose one of {', '.join(DTYPES)}")

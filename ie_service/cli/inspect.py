@@ -54,7 +54,7 @@ def _size(gib: float) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from ..engine.model_inspect import check_weight_files, inspect_model
+    from ..models.inspection import check_weight_files, inspect_model
 
     check_weight_files(args.dir)
     inspection = inspect_model(args.dir, dtype=args.dtype, on_cpu=_on_cpu(args.backend),

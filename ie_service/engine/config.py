@@ -73,7 +73,7 @@ class EngineConfig(BaseModel):
     @field_validator("lora")
     @classmethod
     def _adapters_exist(cls, value: list[str]) -> list[str]:
-        from .adapters import parse_lora
+        from ..models.adapters import parse_lora
 
         parse_lora(value)  # one-line ValueError: a malformed, repeated or missing adapter
         return value

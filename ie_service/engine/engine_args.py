@@ -17,16 +17,17 @@ from typing import Any
 
 import psutil
 
+from ..models.adapters import lora_engine_kwargs, parse_lora
+from ..models.embedded import resolve_embedded
+from ..models.footprint import ModelFootprint
+from ..models.inspection import (BrokenModelFolder, ModelInspection, NotAModelFolder, check_weight_files,
+                                  inspect_model, plan_dtype)
+from ..models.tokenizer_choice import MODE as SENTENCEPIECE, choose_tokenizer
 from ..user_errors import UserInputError
-from .adapters import lora_engine_kwargs, parse_lora
 from .compiler_check import check_compiler
 from .config import EngineConfig
-from .embedded import resolve_embedded
-from .host import GiB, HostShape, ModelFootprint, plan_kv_cache, read_host
-from .model_inspect import (BrokenModelFolder, ModelInspection, NotAModelFolder, check_weight_files,
-                            inspect_model, plan_dtype)
+from .host import GiB, HostShape, plan_kv_cache, read_host
 from .parallel import ParallelPlan, check_parallel, local_cpu_groups
-from .tokenizer_choice import MODE as SENTENCEPIECE, choose_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def block_size_choice(config: EngineConfig, *, on_cpu: bool) -> tuple[int | None
 
 
 def resolve_dtype(dtype: str, on_cpu: bool, host: HostShape | None = None, quantized: bool = False) -> str:
-    """The dtype the engine runs in (:func:`~ie_service.engine.model_inspect.plan_dtype`):
+    """The dtype the engine runs in (:func:`~ie_service.models.inspection.plan_dtype`):
     ``auto`` on the CPU backend is bf16 where the CPU has native bf16, else float32, and
     always bf16 for a quantized checkpoint; on a GPU vLLM decides."""
     native = bool(on_cpu and (host or read_host()).native_bf16)
@@ -297,7 +298,7 @@ def preflight(config: EngineConfig, headless: bool = False) -> dict[str, Any]:
     starting vLLM: raises :class:`~ie_service.engine.host.KVCacheDoesNotFit` naming
     ``--kv-cache-gib``, :class:`~ie_service.engine.parallel.ParallelismError` naming the
     parallel flag to change, :class:`UnknownQuantization`, and
-    :class:`~ie_service.engine.model_inspect.BrokenModelFolder` for a config or weight file
+    :class:`~ie_service.models.inspection.BrokenModelFolder` for a config or weight file
     that is not what it claims, :class:`~ie_service.engine.compiler_check.NoCompiler` for
     compilation asked for without a C++ compiler."""
     check_quantization(config.quantization)

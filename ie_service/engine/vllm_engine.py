@@ -27,9 +27,12 @@ from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
 from ..admission import current_priority
+from ..models.adapters import check_adapter, parse_lora
+from ..models.inspection import ModelInspection, adapter_answer_shape, answer_shape_of
+from ..models.prompt_formats import AUTO, CHAT, DEFAULT_FORMAT, PromptFormat, resolve_format
+from ..models.tokenizer_choice import choose_tokenizer
 from ..request_errors import GenerationFailed, InvalidJsonSchema, InvalidRequest, QueueFull
 from ..user_errors import one_line
-from .adapters import check_adapter, parse_lora
 from .compiler_check import apply_compiler_check
 from .config import EngineConfig
 from .cpu_runtime import apply_preload
@@ -38,11 +41,8 @@ from .engine_args import (KV_CACHE_SPACE_ENV, STRUCTURED_OUTPUTS, env_kv_cache_g
 from .generation import EngineActivity, EngineUnavailable, Generation, PromptTooLong, char_offsets
 from .host import HostShape, read_host
 from .json_schema_guard import GrammarCompileGuard
-from .model_inspect import ModelInspection, adapter_answer_shape, answer_shape_of
 from .parallel import ParallelPlan, is_ip_address, thread_binding
-from .prompt_formats import AUTO, CHAT, DEFAULT_FORMAT, PromptFormat, resolve_format
 from .sampling import SamplingOptions
-from .tokenizer_choice import choose_tokenizer
 
 log = logging.getLogger(__name__)
 

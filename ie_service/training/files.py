@@ -12,8 +12,8 @@ def renderer(model: str | None, prompt_format: str):
     """The prompt format the engine would use for ``model`` (same resolution as serving)."""
     from transformers import AutoTokenizer
 
-    from ..engine.embedded import ensure_embedded_model
-    from ..engine.prompt_formats import resolve_format
+    from ..models.embedded import ensure_embedded_model
+    from ..models.prompt_formats import resolve_format
 
     path = model or str(ensure_embedded_model())
     return resolve_format(prompt_format, path, AutoTokenizer.from_pretrained(path)).render

@@ -35,7 +35,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..user_errors import UserInputError
-from .host import GiB, HostShape, ModelFootprint
+from ..engine.host import GiB, HostShape
+from .footprint import ModelFootprint
 from .prompt_formats import AUTO, CHAT, DEFAULT_FORMAT, format_from_name
 
 SIDECAR = "ie_service.json"
@@ -419,7 +420,7 @@ def inspect_model(path: str | Path, *, dtype: str = AUTO, on_cpu: bool = True, h
     text = text_config(config)
     if native_bf16 is None:
         if host is None and on_cpu:
-            from .host import read_host
+            from ..engine.host import read_host
 
             host = read_host()
         native_bf16 = bool(host and host.native_bf16)

@@ -50,7 +50,7 @@ def _version(folder: Path) -> str:
                 version = None
             if version is not None:
                 return str(version)
-    from ..weights.md5 import file_md5
+    from .weights.md5 import file_md5
 
     weights = next(folder / w for w in WEIGHTS if (folder / w).is_file())
     return "md5:" + file_md5(weights)[:12]

@@ -98,7 +98,7 @@ def format_from_name(name: str) -> str | None:
 def guess_format(model_path: str, tokenizer: ChatTokenizer | None) -> str:
     """Without a folder to inspect (a hub id, training scripts): the family the name points
     at, else a chat template if the tokenizer has one, else Alpaca/KnowLM. (Folders go
-    through :func:`~ie_service.engine.model_inspect.choose_prompt_format`, which reads the
+    through :func:`~ie_service.models.inspection.choose_prompt_format`, which reads the
     evidence the folder holds.)"""
     named = format_from_name(model_path)
     if named:

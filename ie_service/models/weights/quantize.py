@@ -17,7 +17,7 @@ import random
 import sys
 from pathlib import Path
 
-from ..engine.model_inspect import GROUP_SIZES, SIDECAR, fitting_group, group_misfits, text_config
+from ..inspection import GROUP_SIZES, SIDECAR, fitting_group, group_misfits, text_config
 from .shards import TOKENIZER_FILES, WeightsError, atomic_output, copy_side_files
 
 MISSING = ("weights quantize needs GPTQModel, which is not installed: pip install 'ie-service[quantize]' "
@@ -46,15 +46,15 @@ def calibration_prompts(model: str | Path, source: str | Path | None = None, sam
     """``samples`` IE prompts rendered as the engine renders them for ``model``: from a JSONL
     of rendered examples, or built from a folder laid out like ``shared/data/train``
     (default: the data folder's ``train``)."""
-    from ..evaluation.datasets import data_dir
+    from ...evaluation.datasets import data_dir
 
     path = Path(source) if source else data_dir() / "train"
     if path.is_file():
         prompts = _read_prompts_file(path)
     elif path.is_dir():
-        from ..training.data import renderer
-        from ..training.examples import build_examples
-        from ..training.sources import by_name, training_splits
+        from ...training.data import renderer
+        from ...training.examples import build_examples
+        from ...training.sources import by_name, training_splits
 
         sources = [s for s in by_name(None) if all((path / f).exists() for f in s.files)]
         if not sources:
