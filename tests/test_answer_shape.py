@@ -14,9 +14,8 @@ import pytest
 import xgrammar as xgr
 from xgrammar.testing import _is_grammar_accept_string
 
-from ie_service.models.inspection import (
-    SIDECAR, adapter_answer_shape, answer_shape_of, inspect_model, set_answer_shape, write_sidecar,
-)
+from ie_service.models.inspection import inspect_model
+from ie_service.models.sidecar import SIDECAR, adapter_answer_shape, answer_shape_of, set_answer_shape, write_sidecar
 from ie_service.evaluation import datasets
 from ie_service.extraction.constraints import compacted
 from ie_service.extraction.extractor import Extractor, answer_shape

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from conftest import LOGS
 from ie_service.engine.host import read_host
-from ie_service.models.inspection import has_cpu_4bit_kernels
+from ie_service.models.quantization import has_cpu_4bit_kernels
 from quant_folders import quantize_folder
 from sp_folder import sp_llama_folder
 

@@ -20,8 +20,8 @@ import psutil
 from ..models.adapters import lora_engine_kwargs, parse_lora
 from ..models.embedded import resolve_embedded
 from ..models.footprint import ModelFootprint
-from ..models.inspection import (BrokenModelFolder, ModelInspection, NotAModelFolder, check_weight_files,
-                                  inspect_model, plan_dtype)
+from ..models.folder import BrokenModelFolder, NotAModelFolder, check_weight_files
+from ..models.inspection import ModelInspection, inspect_model, plan_dtype
 from ..models.tokenizer_choice import MODE as SENTENCEPIECE, choose_tokenizer
 from ..user_errors import UserInputError
 from .compiler_check import check_compiler
@@ -298,7 +298,7 @@ def preflight(config: EngineConfig, headless: bool = False) -> dict[str, Any]:
     starting vLLM: raises :class:`~ie_service.engine.host.KVCacheDoesNotFit` naming
     ``--kv-cache-gib``, :class:`~ie_service.engine.parallel.ParallelismError` naming the
     parallel flag to change, :class:`UnknownQuantization`, and
-    :class:`~ie_service.models.inspection.BrokenModelFolder` for a config or weight file
+    :class:`~ie_service.models.folder.BrokenModelFolder` for a config or weight file
     that is not what it claims, :class:`~ie_service.engine.compiler_check.NoCompiler` for
     compilation asked for without a C++ compiler."""
     check_quantization(config.quantization)

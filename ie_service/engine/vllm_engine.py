@@ -28,8 +28,9 @@ from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
 from ..admission import current_priority
 from ..models.adapters import check_adapter, parse_lora
-from ..models.inspection import ModelInspection, adapter_answer_shape, answer_shape_of
+from ..models.inspection import ModelInspection
 from ..models.prompt_formats import AUTO, CHAT, DEFAULT_FORMAT, PromptFormat, resolve_format
+from ..models.sidecar import adapter_answer_shape, answer_shape_of
 from ..models.tokenizer_choice import choose_tokenizer
 from ..request_errors import GenerationFailed, InvalidJsonSchema, InvalidRequest, QueueFull
 from ..user_errors import one_line

@@ -153,7 +153,7 @@ def ensure_embedded_model(root: Path | None = None, adapter: Path = ADAPTER_DIR)
 def _declare_shape(target: Path, adapter: Path) -> Path:
     """The merged folder declares the answer shape the adapter's manifest names (``full``
     when it names none), also for a folder merged before the manifest said so."""
-    from .inspection import adapter_answer_shape, answer_shape_of, set_answer_shape
+    from .sidecar import adapter_answer_shape, answer_shape_of, set_answer_shape
 
     shape = adapter_answer_shape(adapter) or "full"
     if answer_shape_of(target)[0] != shape:

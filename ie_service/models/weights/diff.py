@@ -116,7 +116,7 @@ def _check_format(name: str | None) -> None:
 
 
 def _write_format(folder: Path, chosen: str | None, default: str, source: str) -> None:
-    from ..inspection import write_sidecar
+    from ..sidecar import write_sidecar
 
     if chosen:
         write_sidecar(folder, chosen, f"{source.split(' (')[0]} --prompt-format")

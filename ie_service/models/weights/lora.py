@@ -53,7 +53,8 @@ def _loading(what: Path, exc: BaseException) -> WeightsError:
 def merged_format(base: Path, lora: Path, out: Path) -> tuple[str, str] | None:
     """The prompt format a merged folder keeps: the base's (or adapter's) ``ie_service.json``,
     else what the names and the merged folder's own files say; None without evidence."""
-    from ..inspection import choose_prompt_format, read_sidecar
+    from ..inspection import choose_prompt_format
+    from ..sidecar import read_sidecar
     from ..prompt_formats import format_from_name
 
     for folder, what in ((base, "the base's"), (lora, "the adapter's")):
@@ -105,13 +106,13 @@ def merge_lora(base: str | Path, lora: str | Path, out: str | Path, *, dtype: st
             raise
         merged.save_pretrained(tmp, safe_serialization=True)
         copy_side_files([lora, base], tmp, names=TOKENIZER_FILES)
-        from ..inspection import write_sidecar
+        from ..sidecar import write_sidecar
 
         if prompt_format:
             write_sidecar(tmp, prompt_format, "weights merge-lora --prompt-format")
         elif (found := merged_format(base, lora, tmp)) is not None:
             write_sidecar(tmp, *found)
-        from ..inspection import adapter_answer_shape, set_answer_shape
+        from ..sidecar import adapter_answer_shape, set_answer_shape
 
         if (shape := adapter_answer_shape(lora)) is not None:  # what the adapter was trained to write
             set_answer_shape(tmp, shape)

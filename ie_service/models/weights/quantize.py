@@ -17,7 +17,9 @@ import random
 import sys
 from pathlib import Path
 
-from ..inspection import GROUP_SIZES, SIDECAR, fitting_group, group_misfits, text_config
+from ..folder import text_config
+from ..quantization import GROUP_SIZES, fitting_group, group_misfits
+from ..sidecar import SIDECAR
 from .shards import TOKENIZER_FILES, WeightsError, atomic_output, copy_side_files
 
 MISSING = ("weights quantize needs GPTQModel, which is not installed: pip install 'ie-service[quantize]' "
