@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from ie_service.models.weights.quantize import calibration_prompts
 from ie_service.models.weights.shards import WeightsError
+from ie_service.training.calibration import calibration_prompts
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

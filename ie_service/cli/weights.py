@@ -63,10 +63,13 @@ def cmd_dequantize(args: argparse.Namespace):
 
 @_reported
 def cmd_quantize(args: argparse.Namespace):
-    from ..models.weights.quantize import quantize
+    from ..models.weights.quantize import check_quantizable, quantize
+    from ..training.calibration import calibration_prompts
 
-    return quantize(args.src, args.out, method=args.method, bits=args.bits, group_size=args.group_size,
-                    calibration=args.calibration, samples=args.samples, force=args.force)
+    group_size = check_quantizable(args.src, method=args.method, group_size=args.group_size)  # before any work
+    prompts = calibration_prompts(args.src, args.calibration, args.samples)
+    return quantize(args.src, args.out, prompts, method=args.method, bits=args.bits, group_size=group_size,
+                    force=args.force)
 
 
 @_reported
