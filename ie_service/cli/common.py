@@ -42,9 +42,6 @@ HELP = {
     "max_num_batched_tokens": "tokens one engine step may schedule (vLLM's default when unset)",
     "long_prefill_token_threshold": "prompt tokens one request may prefill in one engine step while others "
                                     "wait (vLLM's; unset: no cap)",
-    "prompt_format": "alpaca (KnowLM/ZhiXi) | ziya | oneke | firefly | raw | chat | auto | path/to/format.json "
-                     "(auto: ie_service.json beside the weights, the tokenizer, generation_config, config.json, "
-                     "then the name; `ie-service inspect-model DIR` shows the choice and why)",
 }
 ALIASES = {"tensor_parallel_size": ["-tp"], "data_parallel_size": ["-dp"]}
 METAVARS = {"lora": "NAME=PATH"}

@@ -1,49 +1,27 @@
 """What a model folder is, read from its files alone (no vllm, no torch): architecture,
 tokenizer kind, stored dtype, quantization, chat template, the prompt format ``auto``
-picks and why, the dtype it will run in and the memory that takes.
+picks and why (:mod:`~ie_service.models.prompt_formats`), the answer shape it was trained
+to write (:mod:`~ie_service.models.sidecar`), the dtype it will run in and the memory that
+takes, and why the engine would refuse it.
 
 Every engine start goes through :func:`inspect_model` (``Engine.start`` / ``preflight``
 log :meth:`ModelInspection.describe`); ``ie-service inspect-model DIR`` prints it.
-
-The prompt format comes from evidence, in this order (the first that speaks wins, and
-its words are kept as ``prompt_format_reason``):
-
-1. ``ie_service.json`` beside the weights: ``{"prompt_format": ..., "source": ...}``,
-   written by ``weights recover`` / ``apply-delta`` / ``merge-lora`` or by hand;
-2. the tokenizer: a chat template (→ ``chat``), Ziya's ``<human>`` / ``<bot>`` tokens;
-3. ``generation_config.json`` naming a format (``prompt_format``);
-4. ``config.json``: the Chinese-LLaMA-2 / Alpaca-2 vocabulary (55296 rows) on a LLaMA
-   folder → ``oneke`` (OneKE is fine-tuned from Chinese-Alpaca-2), unless a name (5) says
-   ``firefly`` (Firefly-LLaMA2 shares that vocabulary);
-5. names: the served name, the folder path, ``config.json`` ``_name_or_path``,
-   ``quantize_config.json`` ``model_name_or_path`` and the README's title;
-6. else ``alpaca`` (KnowLM's).
-
-The answer shape (``extraction.constraints``) is what the model was trained to write:
-``ie_service.json``'s ``"answer_shape"`` (``"full"``: every label a key, OneKE's; or
-``"compact"``: only labels with something), copied there from an adapter's manifest by
-``weights merge-lora``; ``full`` when the folder says nothing (OneKE, ZhiXi, any model
-trained on the full shape).
 """
-
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .folder import (NotAModelFolder, TokenizerKind, has_chat_template, read_config, read_json, readme_title,
-                     special_tokens, text_config, tokenizer_kind)
+from .folder import (NotAModelFolder, TokenizerKind, has_chat_template, read_config, special_tokens, text_config,
+                     tokenizer_kind)
 from .footprint import ModelFootprint
-from .prompt_formats import AUTO, CHAT, DEFAULT_FORMAT, format_from_name
+from .prompt_formats import AUTO, evidence_format, family_name
 from .quantization import QuantizationInfo, has_cpu_4bit_kernels, quantization_of, refusal
-from .sidecar import DEFAULT_ANSWER_SHAPE, SIDECAR, answer_shape_of
+from .sidecar import DEFAULT_ANSWER_SHAPE, answer_shape_of
 
-CHINESE_LLAMA2_VOCAB = 55296
-CHINESE_LLAMA2_FAMILIES = ("oneke", "firefly")  # fine-tuned on that vocabulary; a name tells them apart
-ZIYA_TOKENS = ("<human>", "<bot>")
 GiB = 1024**3
 
 
@@ -103,63 +81,6 @@ def _size(gib: float) -> str:
     return f"{gib:.2f} GiB" if gib >= 1 else f"{gib * 1024:.1f} MiB"
 
 
-# --- the prompt format ----------------------------------------------------------------------
-
-def choose_prompt_format(folder: Path, config: dict[str, Any], *, served_name: str | None = None,
-                         tokens: list[str] | None = None, chat_template: bool | None = None) -> tuple[str, str]:
-    """(format, reason) from what the folder says; see the module docstring for the order."""
-    sidecar = read_json(folder / SIDECAR)
-    if sidecar and isinstance(sidecar.get("prompt_format"), str):
-        source = sidecar.get("source")
-        return sidecar["prompt_format"], f"{SIDECAR} says so" + (f" (written by {source})" if source else "")
-    tokens = special_tokens(folder) if tokens is None else tokens
-    chat_template = has_chat_template(folder) if chat_template is None else chat_template
-    if all(t in tokens for t in ZIYA_TOKENS):
-        return "ziya", "the tokenizer has Ziya's <human> and <bot> tokens"
-    if chat_template:
-        return CHAT, "the tokenizer has a chat template"
-    generation = read_json(folder / "generation_config.json") or {}
-    if isinstance(generation.get("prompt_format"), str):
-        return generation["prompt_format"], "generation_config.json names it"
-    named = _named_format(folder, config, served_name)
-    text = text_config(config)
-    if text.get("model_type") == "llama" and text.get("vocab_size") == CHINESE_LLAMA2_VOCAB:
-        if named is not None and named[0] in CHINESE_LLAMA2_FAMILIES:
-            return named[0], f"{named[1]} (the {CHINESE_LLAMA2_VOCAB}-token vocabulary fits it too)"
-        return "oneke", (f"config.json: a LLaMA with the {CHINESE_LLAMA2_VOCAB}-token Chinese-LLaMA-2/Alpaca-2 "
-                         "vocabulary that OneKE is fine-tuned on (Firefly-LLaMA2 shares it: a name saying "
-                         "firefly, --prompt-format or ie_service.json decides otherwise)")
-    if named is not None:
-        return named
-    return DEFAULT_FORMAT, "no evidence in the folder: KnowLM's Alpaca format (the default)"
-
-
-def _named_format(folder: Path, config: dict[str, Any], served_name: str | None) -> tuple[str, str] | None:
-    """The family a name points at: the served name, the folder, ``_name_or_path``, the
-    quantizer's record or the README title (first that speaks)."""
-    names = [("the served name", served_name), ("the folder name", str(folder)),
-             ("config.json _name_or_path", config.get("_name_or_path")),
-             ("quantize_config.json model_name_or_path", (read_json(folder / "quantize_config.json") or {}).get(
-                 "model_name_or_path")),
-             ("the README title", readme_title(folder))]
-    for where, name in names:
-        if isinstance(name, str) and name and (fmt := format_from_name(name)):
-            return fmt, f"{where} {name!r} names the family"
-    return None
-
-
-FAMILIES = {"ziya": "Ziya-LLaMA", "oneke": "OneKE", "firefly": "Firefly", "alpaca": "KnowLM/ZhiXi (Alpaca)",
-            "raw": "raw"}
-
-
-def _family(fmt: str, reason: str, text: dict[str, Any]) -> str:
-    if fmt == CHAT:
-        return f"{text.get('model_type') or 'unknown'} chat model"
-    if fmt == DEFAULT_FORMAT and "default" in reason:
-        return f"{text.get('model_type') or 'unknown'} (no family evidence)"
-    return FAMILIES.get(fmt, fmt)
-
-
 # --- the dtype ------------------------------------------------------------------------------
 
 def plan_dtype(requested: str, stored: str, *, on_cpu: bool, native_bf16: bool,
@@ -195,8 +116,8 @@ def inspect_model(path: str | Path, *, dtype: str = AUTO, on_cpu: bool = True, h
     caller reads it (:func:`ie_service.engine.host.read_host`); neither: no native bf16.
     ``cpu_4bit_kernels``: whether the CPU backend has vLLM's 4-bit GPTQ/AWQ kernels
     (default: from ``host``; without a host, assumed). Raises :class:`NotAModelFolder`
-    (:class:`BrokenModelFolder` for a ``config.json`` that is not a model config; the weight
-    files are checked by :func:`~ie_service.models.folder.check_weight_files`)."""
+    (``BrokenModelFolder`` for a ``config.json`` that is not a model config; the weight files
+    are checked by :func:`~ie_service.models.folder.check_weight_files`)."""
     folder = Path(path)
     if not folder.is_dir():
         raise NotAModelFolder(f"{folder}: not a folder")
@@ -210,7 +131,7 @@ def inspect_model(path: str | Path, *, dtype: str = AUTO, on_cpu: bool = True, h
     chat = has_chat_template(folder)
     quant = quantization_of(folder, config)
     stored = str(text.get("torch_dtype") or text.get("dtype") or config.get("torch_dtype") or "unknown")
-    fmt, reason = choose_prompt_format(folder, config, served_name=served_name, tokens=tokens, chat_template=chat)
+    fmt, reason = evidence_format(folder, config, served_name=served_name, tokens=tokens, chat_template=chat)
     shape, shape_warning = answer_shape_of(folder)
     run, why, warnings = plan_dtype(dtype, stored, on_cpu=on_cpu, native_bf16=native_bf16,
                                     quantized=quant is not None)
@@ -224,7 +145,7 @@ def inspect_model(path: str | Path, *, dtype: str = AUTO, on_cpu: bool = True, h
                                                  on_cpu=on_cpu, cpu_4bit_kernels=cpu_4bit_kernels)
     archs = text.get("architectures") or config.get("architectures") or []
     return ModelInspection(
-        path=str(folder), family=_family(fmt, reason, text),
+        path=str(folder), family=family_name(fmt, reason, text),
         architecture=archs[0] if archs else None, model_type=text.get("model_type"),
         vocab_size=text.get("vocab_size") if isinstance(text.get("vocab_size"), int) else None,
         tokenizer=kind, special_tokens=tokens, chat_template=chat, stored_dtype=stored, quantization=quant,
@@ -234,12 +155,3 @@ def inspect_model(path: str | Path, *, dtype: str = AUTO, on_cpu: bool = True, h
         files=sorted(p.name for p in folder.iterdir() if p.is_file()),
         warnings=warnings, refusal=refused,
     )
-
-
-def check_format_name(name: str | None) -> None:
-    """Refuse (ValueError) a format name no file or renderer has, before any work is done."""
-    from .prompt_formats import UnknownPromptFormat, available_formats
-
-    if name and name != AUTO and not name.endswith(".json") and name not in available_formats():
-        raise UnknownPromptFormat(f"unknown prompt format {name!r}; choose one of {available_formats()}")
-

@@ -110,7 +110,7 @@ def apply_delta(base: str | Path, delta: str | Path, out: str | Path, *, fp16: b
 
 
 def _check_format(name: str | None) -> None:
-    from ..inspection import check_format_name
+    from ..prompt_formats import check_format_name
 
     check_format_name(name)
 

@@ -53,9 +53,8 @@ def _loading(what: Path, exc: BaseException) -> WeightsError:
 def merged_format(base: Path, lora: Path, out: Path) -> tuple[str, str] | None:
     """The prompt format a merged folder keeps: the base's (or adapter's) ``ie_service.json``,
     else what the names and the merged folder's own files say; None without evidence."""
-    from ..inspection import choose_prompt_format
+    from ..prompt_formats import NO_EVIDENCE, evidence_format, format_from_name
     from ..sidecar import read_sidecar
-    from ..prompt_formats import format_from_name
 
     for folder, what in ((base, "the base's"), (lora, "the adapter's")):
         sidecar = read_sidecar(folder) or {}
@@ -66,8 +65,8 @@ def merged_format(base: Path, lora: Path, out: Path) -> tuple[str, str] | None:
         if fmt:
             return fmt, f"weights merge-lora (the {what} name {folder.name!r})"
     config = json.loads((out / "config.json").read_text(encoding="utf-8")) if (out / "config.json").is_file() else {}
-    fmt, reason = choose_prompt_format(out, config)
-    if "default" in reason:
+    fmt, reason = evidence_format(out, config)
+    if reason == NO_EVIDENCE:
         return None
     return fmt, f"weights merge-lora ({reason})"
 
@@ -78,7 +77,7 @@ def merge_lora(base: str | Path, lora: str | Path, out: str | Path, *, dtype: st
     the adapter manifest's ``answer_shape``)."""
     import torch
 
-    from ..inspection import check_format_name
+    from ..prompt_formats import check_format_name
 
     check_format_name(prompt_format)
     base, lora = Path(base), Path(lora)
