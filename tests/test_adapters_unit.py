@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 
 from fakes import ScriptedEngine
 from ie_service.api.app import create_app
-from ie_service.models.adapters import lora_engine_kwargs, parse_lora
+from ie_service.engine.engine_args import lora_engine_kwargs
+from ie_service.models.adapters import parse_lora
 from ie_service.models.embedded import ADAPTER_DIR
 from ie_service.extraction.tasks import TASKS
 

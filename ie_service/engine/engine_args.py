@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from ..models.adapters import lora_engine_kwargs, parse_lora
+from ..models.adapters import RuntimeAdapter, parse_lora
 from ..models.embedded import resolve_embedded
 from ..models.footprint import ModelFootprint
 from ..models.folder import BrokenModelFolder, NotAModelFolder, check_weight_files
@@ -183,6 +183,20 @@ def tokenizer_kwargs(config: EngineConfig, model_path: str) -> dict[str, Any]:
     from .sp_tokenizer import keep_hf_config  # imports vllm: only for the folders that need the mode
 
     return {"tokenizer_mode": SENTENCEPIECE, "hf_overrides": keep_hf_config}
+
+
+VLLM_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_rank values
+
+
+def lora_engine_kwargs(adapters: list[RuntimeAdapter]) -> dict[str, Any]:
+    """vLLM's LoRA arguments for ``adapters`` (none when there are none)."""
+    if not adapters:
+        return {}
+    rank = max(a.rank for a in adapters)
+    fits = [r for r in VLLM_RANKS if r >= rank]
+    if not fits:
+        raise ValueError(f"adapter rank {rank} is over vLLM's largest, {VLLM_RANKS[-1]}")
+    return {"enable_lora": True, "max_loras": len(adapters), "max_lora_rank": fits[0]}
 
 
 def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
