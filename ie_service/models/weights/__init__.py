@@ -1,2 +1,2 @@
-"""Weight tooling: recover from a diff, apply a delta, merge a LoRA, MD5 manifests.
-The only package importing peft (in ``lora``)."""
+"""Weight tools: recover from a diff, apply a delta, merge a LoRA, MD5 manifests, dequantize,
+quantize. The only package importing peft (in ``lora``)."""
