@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from ie_service.engine.embedded import ensure_embedded_model
+from ie_service.models.embedded import ensure_embedded_model
 from ie_service.engine.host import read_host
 from ie_service.local_server import local_server
 

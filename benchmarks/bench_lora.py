@@ -15,7 +15,7 @@ import time
 
 import httpx
 
-from ie_service.engine.embedded import ADAPTER_DIR
+from ie_service.models.embedded import ADAPTER_DIR
 from ie_service.evaluation.datasets import labels_of, load
 from ie_service.local_server import local_server
 

@@ -52,7 +52,7 @@ save_file(t, out + '/model.safetensors')
 
 RECOVER_IMPORTS = """
 import sys
-from ie_service.weights.diff import recover
+from ie_service.models.weights.diff import recover
 """
 RECOVER = "recover(*sys.argv[1:4])"
 

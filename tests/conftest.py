@@ -70,7 +70,7 @@ def scaled_adapter(src: Path, dst: Path, factor: float) -> Path:
 
 def _lora_args(tmp_path_factory) -> list[str]:
     """The base with the shipped adapter as ``ie`` and, as ``off``, that adapter with B = 0."""
-    from ie_service.engine.embedded import ADAPTER_DIR
+    from ie_service.models.embedded import ADAPTER_DIR
 
     off = scaled_adapter(ADAPTER_DIR, tmp_path_factory.mktemp("off"), 0.0)
     return ["--model", "embedded:base", "--lora", f"ie={ADAPTER_DIR}", "--lora", f"off={off}"]

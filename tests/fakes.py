@@ -7,7 +7,7 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-from ie_service.engine.adapters import check_adapter
+from ie_service.models.adapters import check_adapter
 from ie_service.engine.generation import EngineActivity, Generation, PromptTooLong
 from ie_service.engine.sampling import SamplingOptions
 

@@ -146,7 +146,7 @@ def build_ziya_like(folder: str | Path) -> Path:
 def build_zhixi_like(folder: str | Path, work: str | Path) -> Path:
     """ZhiXi: a base LLaMA folder + a published diff, recovered with ``weights recover``
     (float32 output, ``ie_service.json`` written by the command)."""
-    from ie_service.weights import diff
+    from ie_service.models.weights import diff
 
     work = Path(work)
     base = build_llama(work / "llama-base", dtype="float16", seed=1)

@@ -42,9 +42,6 @@ HELP = {
     "max_num_batched_tokens": "tokens one engine step may schedule (vLLM's default when unset)",
     "long_prefill_token_threshold": "prompt tokens one request may prefill in one engine step while others "
                                     "wait (vLLM's; unset: no cap)",
-    "prompt_format": "alpaca (KnowLM/ZhiXi) | ziya | oneke | firefly | raw | chat | auto | path/to/format.json "
-                     "(auto: ie_service.json beside the weights, the tokenizer, generation_config, config.json, "
-                     "then the name; `ie-service inspect-model DIR` shows the choice and why)",
 }
 ALIASES = {"tensor_parallel_size": ["-tp"], "data_parallel_size": ["-dp"]}
 METAVARS = {"lora": "NAME=PATH"}
@@ -137,7 +134,7 @@ def check_engine_config(config: EngineConfig) -> None:
     """What the engine would only find out after it started: an unknown dtype, prompt
     format or quantization method, a model path that is not a model folder."""
     from ..engine.engine_args import check_quantization
-    from ..engine.prompt_formats import AUTO, CHAT, UnknownPromptFormat, available_formats, load_file_format
+    from ..models.prompt_formats import AUTO, CHAT, UnknownPromptFormat, available_formats, load_file_format
 
     if config.dtype not in DTYPES:
         raise UsageError(f"--dtype {config.dtype!r}: choose one of {', '.join(DTYPES)}")

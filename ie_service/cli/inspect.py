@@ -54,10 +54,13 @@ def _size(gib: float) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from ..engine.model_inspect import check_weight_files, inspect_model
+    from ..engine.host import read_host
+    from ..models.folder import check_weight_files
+    from ..models.inspection import inspect_model
 
     check_weight_files(args.dir)
-    inspection = inspect_model(args.dir, dtype=args.dtype, on_cpu=_on_cpu(args.backend),
+    on_cpu = _on_cpu(args.backend)
+    inspection = inspect_model(args.dir, dtype=args.dtype, on_cpu=on_cpu, host=read_host() if on_cpu else None,
                                served_name=args.served_model_name, tensor_parallel_size=args.tensor_parallel_size)
     print(inspection.model_dump_json(indent=2) if args.json else format_inspection(inspection))
     return 0

@@ -46,7 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare_model(args: argparse.Namespace) -> int:
-    from ..engine.embedded import ensure_base_model, ensure_embedded_model
+    from ..models.embedded import ensure_base_model, ensure_embedded_model
 
     print(ensure_base_model() if args.base else ensure_embedded_model())
     return 0

@@ -28,45 +28,48 @@ def _reported(run: Callable[[argparse.Namespace], object]) -> Callable[[argparse
 
 @_reported
 def cmd_recover(args: argparse.Namespace):
-    from ..weights import diff
+    from ..models.weights import diff
 
     return diff.recover(args.base, args.diff, args.out, fp16=args.fp16, force=args.force, prompt_format=args.prompt_format)
 
 
 @_reported
 def cmd_apply_delta(args: argparse.Namespace):
-    from ..weights import diff
+    from ..models.weights import diff
 
     return diff.apply_delta(args.base, args.delta, args.out, fp16=args.fp16, force=args.force, prompt_format=args.prompt_format)
 
 
 @_reported
 def cmd_make_diff(args: argparse.Namespace):
-    from ..weights import diff
+    from ..models.weights import diff
 
     return diff.make_diff(args.base, args.tuned, args.out, force=args.force)
 
 
 @_reported
 def cmd_merge_lora(args: argparse.Namespace):
-    from ..weights.lora import merge_lora
+    from ..models.weights.lora import merge_lora
 
     return merge_lora(args.base, args.lora, args.out, dtype=args.dtype, force=args.force, prompt_format=args.prompt_format)
 
 
 @_reported
 def cmd_dequantize(args: argparse.Namespace):
-    from ..weights.dequantize import dequantize
+    from ..models.weights.dequantize import dequantize
 
     return dequantize(args.src, args.out, dtype=args.dtype, force=args.force)
 
 
 @_reported
 def cmd_quantize(args: argparse.Namespace):
-    from ..weights.quantize import quantize
+    from ..models.weights.quantize import check_quantizable, quantize
+    from ..training.calibration import calibration_prompts
 
-    return quantize(args.src, args.out, method=args.method, bits=args.bits, group_size=args.group_size,
-                    calibration=args.calibration, samples=args.samples, force=args.force)
+    group_size = check_quantizable(args.src, method=args.method, group_size=args.group_size)  # before any work
+    prompts = calibration_prompts(args.src, args.calibration, args.samples)
+    return quantize(args.src, args.out, prompts, method=args.method, bits=args.bits, group_size=group_size,
+                    force=args.force)
 
 
 @_reported
@@ -74,7 +77,7 @@ def cmd_md5(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import UserInputError
-    from ..weights import md5
+    from ..models.weights import md5
 
     if not any(p.is_file() and p.name != md5.MANIFEST for p in Path(args.dir).rglob("*")):
         raise UserInputError(f"{args.dir}: the folder has no files to checksum")

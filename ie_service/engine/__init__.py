@@ -2,16 +2,16 @@
 
 The public face is below. Every name is loaded on first use, so importing this package, or a
 light module of it, imports nothing heavy: ``vllm_engine`` is the only module that imports
-vllm (``Engine``; ``preflight`` in ``engine_args`` checks a start without it), ``config`` and ``sampling`` need pydantic, ``embedded``
-only the standard library until it converts a model (torch, transformers), which lets
-``training.fit`` use it where pydantic is absent.
+vllm (``Engine``; ``preflight`` in ``engine_args`` checks a start without it), ``config`` and
+``sampling`` need pydantic.
 
 Modules: ``config`` (EngineConfig), ``generation`` (the TextEngine contract, Generation,
-errors), ``sampling`` (SamplingOptions), ``prompt_formats`` (prompt format per model family),
-``json_schema_guard`` (schema checks and grammar-compile bounds), ``host`` (NUMA / cgroup
-shape and KV cache sizing), ``parallel`` (data / multi-node parallel layouts, CPU binding),
-``embedded`` (the embedded default model), ``tokenizer_choice`` (fast or sentencepiece),
-``engine_args`` (the engine's arguments and refusals, no vllm), ``vllm_engine``.
+errors), ``sampling`` (SamplingOptions), ``json_schema_guard`` (schema checks and
+grammar-compile bounds), ``host`` (NUMA / cgroup shape and KV cache sizing), ``parallel``
+(data / multi-node parallel layouts, CPU binding), ``engine_args`` (the engine's arguments and
+refusals, no vllm), ``sp_tokenizer`` (vLLM's sentencepiece tokenizer mode), ``vllm_engine``.
+What a model folder is (inspection, prompt format, tokenizer choice, the embedded model,
+adapters, weight tools) lives in :mod:`ie_service.models`.
 """
 
 from __future__ import annotations
@@ -27,11 +27,7 @@ _PUBLIC = {
     "EngineUnavailable": "generation",
     "SamplingOptions": "sampling",
     "MAX_TEMPERATURE": "sampling",
-    "PromptFormat": "prompt_formats",
-    "resolve_format": "prompt_formats",
     "check_json_schema": "json_schema_guard",
-    "ensure_embedded_model": "embedded",
-    "ensure_base_model": "embedded",
     "read_host": "host",
     "HostShape": "host",
     "Engine": "vllm_engine",  # imports vllm
@@ -42,11 +38,9 @@ __all__ = sorted(_PUBLIC)
 
 if TYPE_CHECKING:
     from .config import EngineConfig
-    from .embedded import ensure_base_model, ensure_embedded_model
     from .generation import EngineUnavailable, Generation, PromptTooLong, TextEngine
     from .host import HostShape, read_host
     from .json_schema_guard import check_json_schema
-    from .prompt_formats import PromptFormat, resolve_format
     from .sampling import MAX_TEMPERATURE, SamplingOptions
     from .engine_args import preflight
     from .vllm_engine import Engine

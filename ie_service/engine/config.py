@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..models.prompt_formats import format_choices
+
 
 class EngineConfig(BaseModel):
     """What the engine is started with. ``model=None`` means the embedded default."""
@@ -69,8 +71,9 @@ class EngineConfig(BaseModel):
         None, description="vLLM's quantization method (gptq, awq, ...), passed through. Default: "
                           "what the folder says (config.json quantization_config, or a "
                           "quantize_config.json / quant_config.json that vLLM reads only when told)")
-    prompt_format: str = Field("auto", description="alpaca | ziya | oneke | firefly | raw | chat | auto | "
-                                                   "FILE.json (auto: from the folder, see inspect-model)")
+    prompt_format: str = Field("auto", description=(
+        f"{format_choices()} (auto: ie_service.json beside the weights, the tokenizer, generation_config, "
+        "config.json, then the name; `ie-service inspect-model DIR` shows the choice and why)"))
     lora: list[str] = Field(default_factory=list, description=(
         "NAME=PATH: a LoRA adapter applied at run time beside the model (repeatable); a request "
         "picks it with \"adapter\": \"NAME\". Merged (weights merge-lora) is faster on a CPU"))
@@ -78,7 +81,7 @@ class EngineConfig(BaseModel):
     @field_validator("lora")
     @classmethod
     def _adapters_exist(cls, value: list[str]) -> list[str]:
-        from .adapters import parse_lora
+        from ..models.adapters import parse_lora
 
         parse_lora(value)  # one-line ValueError: a malformed, repeated or missing adapter
         return value

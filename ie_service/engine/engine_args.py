@@ -18,15 +18,16 @@ from typing import Any
 import psutil
 
 from ..errors import UserInputError
-from .adapters import lora_engine_kwargs, parse_lora
+from ..models.adapters import RuntimeAdapter, parse_lora
+from ..models.embedded import resolve_embedded
+from ..models.footprint import ModelFootprint
+from ..models.folder import BrokenModelFolder, NotAModelFolder, check_weight_files
+from ..models.inspection import ModelInspection, inspect_model, plan_dtype
+from ..models.tokenizer_choice import MODE as SENTENCEPIECE, choose_tokenizer
 from .compiler_check import check_compiler
 from .config import EngineConfig
-from .embedded import resolve_embedded
-from .host import GiB, HostShape, ModelFootprint, plan_kv_cache, read_host
-from .model_inspect import (BrokenModelFolder, ModelInspection, NotAModelFolder, check_weight_files,
-                            inspect_model, plan_dtype)
+from .host import GiB, HostShape, plan_kv_cache, read_host
 from .parallel import ParallelPlan, check_parallel, local_cpu_groups
-from .tokenizer_choice import MODE as SENTENCEPIECE, choose_tokenizer
 
 # The engine core builds its scheduler by name (engine/fair_scheduler.py imports vLLM; this does not).
 FAIR_SCHEDULER = "ie_service.engine.fair_scheduler.FairShareScheduler"
@@ -104,7 +105,7 @@ def block_size_choice(config: EngineConfig, *, on_cpu: bool) -> tuple[int | None
 
 
 def resolve_dtype(dtype: str, on_cpu: bool, host: HostShape | None = None, quantized: bool = False) -> str:
-    """The dtype the engine runs in (:func:`~ie_service.engine.model_inspect.plan_dtype`):
+    """The dtype the engine runs in (:func:`~ie_service.models.inspection.plan_dtype`):
     ``auto`` on the CPU backend is bf16 where the CPU has native bf16, else float32, and
     always bf16 for a quantized checkpoint; on a GPU vLLM decides."""
     native = bool(on_cpu and (host or read_host()).native_bf16)
@@ -186,6 +187,20 @@ def tokenizer_kwargs(config: EngineConfig, model_path: str) -> dict[str, Any]:
     from .sp_tokenizer import keep_hf_config  # imports vllm: only for the folders that need the mode
 
     return {"tokenizer_mode": SENTENCEPIECE, "hf_overrides": keep_hf_config}
+
+
+VLLM_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_rank values
+
+
+def lora_engine_kwargs(adapters: list[RuntimeAdapter]) -> dict[str, Any]:
+    """vLLM's LoRA arguments for ``adapters`` (none when there are none)."""
+    if not adapters:
+        return {}
+    rank = max(a.rank for a in adapters)
+    fits = [r for r in VLLM_RANKS if r >= rank]
+    if not fits:
+        raise ValueError(f"adapter rank {rank} is over vLLM's largest, {VLLM_RANKS[-1]}")
+    return {"enable_lora": True, "max_loras": len(adapters), "max_lora_rank": fits[0]}
 
 
 def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
@@ -304,7 +319,7 @@ def preflight(config: EngineConfig, headless: bool = False) -> dict[str, Any]:
     starting vLLM: raises :class:`~ie_service.engine.host.KVCacheDoesNotFit` naming
     ``--kv-cache-gib``, :class:`~ie_service.engine.parallel.ParallelismError` naming the
     parallel flag to change, :class:`UnknownQuantization`, and
-    :class:`~ie_service.engine.model_inspect.BrokenModelFolder` for a config or weight file
+    :class:`~ie_service.models.folder.BrokenModelFolder` for a config or weight file
     that is not what it claims, :class:`~ie_service.engine.compiler_check.NoCompiler` for
     compilation asked for without a C++ compiler."""
     check_quantization(config.quantization)

@@ -10,7 +10,7 @@ detokenization, stop strings and xgrammar's token table (it reads ``sp_model``) 
 
 It imports vllm: loaded by :mod:`ie_service.engine.vllm_engine`, and by
 :func:`ie_service.engine.engine_args.tokenizer_kwargs` only for a folder that needs the mode
-(:mod:`ie_service.engine.tokenizer_choice` decides, without vllm). vLLM may start its
+(:mod:`ie_service.models.tokenizer_choice` decides, without vllm). vLLM may start its
 engine core in a spawned process, where registrations made here are gone; the engine passes
 :func:`keep_hf_config` as ``hf_overrides``, so unpickling the model config in that process
 imports this module, whose import registers the mode again.
@@ -28,7 +28,7 @@ import sentencepiece as spm
 from vllm.renderers.registry import RENDERER_REGISTRY
 from vllm.tokenizers import TokenizerRegistry
 
-from .tokenizer_choice import MODE, MODEL_FILE
+from ..models.tokenizer_choice import MODE, MODEL_FILE
 
 log = logging.getLogger(__name__)
 

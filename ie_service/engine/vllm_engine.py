@@ -28,7 +28,11 @@ from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
 from ..admission import current_priority
 from ..errors import GenerationFailed, InvalidJsonSchema, InvalidRequest, QueueFull, one_line
-from .adapters import check_adapter, parse_lora
+from ..models.adapters import check_adapter, parse_lora
+from ..models.inspection import ModelInspection
+from ..models.prompt_formats import choose_format
+from ..models.sidecar import adapter_answer_shape, answer_shape_of
+from ..models.tokenizer_choice import choose_tokenizer
 from .compiler_check import apply_compiler_check
 from .config import EngineConfig
 from .cpu_runtime import apply_preload
@@ -37,11 +41,8 @@ from .engine_args import (KV_CACHE_SPACE_ENV, STRUCTURED_OUTPUTS, env_kv_cache_g
 from .generation import EngineActivity, EngineUnavailable, Generation, PromptTooLong, char_offsets
 from .host import HostShape, read_host
 from .json_schema_guard import GrammarCompileGuard
-from .model_inspect import ModelInspection, adapter_answer_shape, answer_shape_of
 from .parallel import ParallelPlan, is_ip_address, thread_binding
-from .prompt_formats import AUTO, CHAT, DEFAULT_FORMAT, PromptFormat, resolve_format
 from .sampling import SamplingOptions
-from .tokenizer_choice import choose_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -241,10 +242,9 @@ class Engine:
         self.model_name = name
         self.inspection = inspection
         self.tokenizer = llm.get_tokenizer()
-        fmt, self.prompt_format_reason = self._format_choice(config, inspection, self.tokenizer)
-        self.prompt_format: PromptFormat = resolve_format(
-            fmt, config.served_model_name or model_path, self.tokenizer
-        )
+        found = (inspection.prompt_format, inspection.prompt_format_reason) if inspection is not None else None
+        self.prompt_format, self.prompt_format_reason = choose_format(
+            config.prompt_format, config.served_model_name or model_path, self.tokenizer, found)
         log.info("prompt format %s (%s)", self.prompt_format.name, self.prompt_format_reason)
         self._ids = itertools.count()
         loaded = parse_lora(config.lora)
@@ -261,18 +261,6 @@ class Engine:
             self.tokenizer, _vocab_size(llm),
             any_whitespace=not STRUCTURED_OUTPUTS["disable_any_whitespace"])
         self._openai: Any = None
-
-    @staticmethod
-    def _format_choice(config: EngineConfig, inspection: ModelInspection | None,
-                       tokenizer: Any) -> tuple[str, str]:
-        """(format name, why): the flag, else what the inspection found."""
-        if config.prompt_format != AUTO:
-            return config.prompt_format, "--prompt-format"
-        if inspection is None:
-            return AUTO, "guessed from the tokenizer and the name (not a local folder)"
-        if inspection.prompt_format == CHAT and not getattr(tokenizer, "chat_template", None):
-            return DEFAULT_FORMAT, "the folder pointed at 'chat' but the loaded tokenizer has no chat template"
-        return inspection.prompt_format, inspection.prompt_format_reason
 
     @property
     def run_dtype(self) -> str | None:

@@ -1,7 +1,7 @@
 """Building blocks of the JSON schemas enforced through vLLM structured outputs.
 
 Every task answers in one of two shapes, a property of the model (``answer_shape`` in the
-model folder's ``ie_service.json`` or the adapter's manifest, see ``engine.model_inspect``):
+model folder's ``ie_service.json`` or the adapter's manifest, see ``models.sidecar``):
 
 * ``full`` (OneKE's, the default): an object keyed by every label of the prompt's group, in
   order, each holding a bounded list (``[]`` for none);

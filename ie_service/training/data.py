@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..weights.md5 import file_md5
+from ..models.weights.md5 import file_md5
 from .files import meta_path, renderer, write_examples
 
 

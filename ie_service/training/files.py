@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 
-def renderer(model: str | None, prompt_format: str):
-    """The prompt format the engine would use for ``model`` (same resolution as serving)."""
+def renderer(model: str | None, prompt_format: str) -> Callable[..., str]:
+    """The prompt format the engine would use for ``model`` (the same choice as serving)."""
     from transformers import AutoTokenizer
 
-    from ..engine.embedded import ensure_embedded_model
-    from ..engine.prompt_formats import resolve_format
+    from ..models.embedded import ensure_embedded_model
+    from ..models.prompt_formats import choose_format, folder_format
 
     path = model or str(ensure_embedded_model())
-    return resolve_format(prompt_format, path, AutoTokenizer.from_pretrained(path)).render
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return choose_format(prompt_format, path, tokenizer, folder_format(path))[0].render
 
 
 def write_examples(rows: list[dict], out: Path) -> None:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..weights.md5 import file_md5
+from ..models.weights.md5 import file_md5
 
 IGNORE = -100
 REPLAN_EVERY = 50  # steps between fits of the schedule to --max-minutes
@@ -216,7 +216,7 @@ def load_base(model: str | None, device: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if model is None:
-        from ..engine.embedded import ensure_embedded_model
+        from ..models.embedded import ensure_embedded_model
 
         model = str(ensure_embedded_model())
     path = Path(model)

@@ -71,7 +71,7 @@ def data_step(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     examples = out / "data" / "examples.jsonl.gz"
     meta = meta_path(examples)
     if args.resume and meta.is_file():
-        from ..weights.md5 import file_md5
+        from ..models.weights.md5 import file_md5
 
         saved = json.loads(meta.read_text())
         if (saved.get("files_md5") == {str(Path(f)): file_md5(f) for f in args.from_files}
@@ -123,8 +123,8 @@ def fit_step(args: argparse.Namespace, out: Path) -> dict[str, Any]:
 
 def merged_model(args: argparse.Namespace, out: Path) -> Path:
     """The base with the adapter merged in (made once per adapter: its md5 names the folder)."""
-    from ..engine.embedded import ensure_embedded_model
-    from ..weights.md5 import file_md5
+    from ..models.embedded import ensure_embedded_model
+    from ..models.weights.md5 import file_md5
 
     adapter = out / "adapter"
     target = out / "merged" / file_md5(adapter / "adapter_model.safetensors")[:12]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserInputError
-from ..weights.md5 import file_md5
+from ..models.weights.md5 import file_md5
 from .user_data import UserFile, read_user_file
 from .user_sets import USER_VARIANTS, builtin_examples, user_sets
 

@@ -20,7 +20,7 @@ from ie_service.api.app import create_app
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from ie_service.engine.embedded import ensure_embedded_model
+    from ie_service.models.embedded import ensure_embedded_model
 
     return AutoTokenizer.from_pretrained(ensure_embedded_model())
 

@@ -21,8 +21,8 @@ from ie_service.engine.host import (
     MiB,
     RUNTIME_RESERVE_BYTES,
     KVCacheDoesNotFit,
-    ModelFootprint,
 )
+from ie_service.models.footprint import ModelFootprint
 from ie_service.errors import UserInputError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -253,7 +253,7 @@ def test_entrypoint_passes_kv_cache_env(tmp_path):
 def test_vllm_config_keeps_the_explicit_size(tmp_path, monkeypatch):
     """vLLM's own config step (platform checks, no engine started) keeps the size, so the
     CPU worker takes its explicit branch instead of the fraction-of-a-node arithmetic."""
-    from ie_service.engine.embedded import ensure_embedded_model
+    from ie_service.models.embedded import ensure_embedded_model
     from ie_service.engine.engine_args import is_cpu_backend
 
     if not is_cpu_backend():
@@ -302,7 +302,7 @@ def test_cpu_block_multiple_is_vllms():
 
 def test_vllm_config_keeps_the_block_size(tmp_path, monkeypatch):
     """vLLM's CPU platform step replaces only a block size nobody specified (with 128)."""
-    from ie_service.engine.embedded import ensure_embedded_model
+    from ie_service.models.embedded import ensure_embedded_model
     from ie_service.engine.engine_args import is_cpu_backend
 
     if not is_cpu_backend():

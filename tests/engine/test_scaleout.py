@@ -84,7 +84,7 @@ def test_data_parallel_2_answers_like_one_engine_and_both_replicas_serve(server_
 
 @pytest.fixture(scope="module")
 def padded(tmp_path_factory) -> Path:
-    from ie_service.engine.embedded import ensure_embedded_model
+    from ie_service.models.embedded import ensure_embedded_model
 
     return pad_heads(Path(ensure_embedded_model()), tmp_path_factory.mktemp("padded") / "model")
 

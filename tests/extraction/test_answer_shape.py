@@ -14,9 +14,8 @@ import pytest
 import xgrammar as xgr
 from xgrammar.testing import _is_grammar_accept_string
 
-from ie_service.engine.model_inspect import (
-    SIDECAR, adapter_answer_shape, answer_shape_of, inspect_model, set_answer_shape, write_sidecar,
-)
+from ie_service.models.inspection import inspect_model
+from ie_service.models.sidecar import SIDECAR, adapter_answer_shape, answer_shape_of, set_answer_shape, write_sidecar
 from ie_service.evaluation import datasets
 from ie_service.extraction.constraints import compacted
 from ie_service.extraction.extractor import Extractor, answer_shape
@@ -228,7 +227,7 @@ def test_sidecar_keeps_the_shape_and_adapters_declare_theirs(tmp_path):
 
 
 def test_shipped_v2_adapter_declares_the_full_shape(tmp_path):
-    from ie_service.engine.embedded import ADAPTER_DIR, _declare_shape
+    from ie_service.models.embedded import ADAPTER_DIR, _declare_shape
 
     assert adapter_answer_shape(ADAPTER_DIR) == "full"
     merged = _folder(tmp_path)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ie_service.engine.prompt_formats import CHAT, ChatFormat, available_formats, load_file_format
+from ie_service.models.prompt_formats import CHAT, ChatFormat, available_formats, load_file_format
 from ie_service.extraction.extractor import render_prompt
 from ie_service.extraction.tasks import TASKS
 from ie_service.extraction.templates import TemplateRegistry
@@ -26,7 +26,7 @@ TEMPLATES = [t for t in TemplateRegistry.default().templates.values() if t.task 
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from ie_service.engine.embedded import ensure_embedded_model
+    from ie_service.models.embedded import ensure_embedded_model
 
     return AutoTokenizer.from_pretrained(ensure_embedded_model())
 

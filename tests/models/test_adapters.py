@@ -13,8 +13,9 @@ from fastapi.testclient import TestClient
 
 from fakes import ScriptedEngine
 from ie_service.api.app import create_app
-from ie_service.engine.adapters import lora_engine_kwargs, parse_lora
-from ie_service.engine.embedded import ADAPTER_DIR
+from ie_service.engine.engine_args import lora_engine_kwargs
+from ie_service.models.adapters import parse_lora
+from ie_service.models.embedded import ADAPTER_DIR
 from ie_service.extraction.tasks import TASKS
 
 SCHEMAS = {"ner": ["person"], "re": ["founded"], "ee": {"Acquisition": ["buyer"]}}

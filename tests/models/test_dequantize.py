@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from conftest import LOGS
 from ie_service.engine.host import read_host
-from ie_service.engine.model_inspect import has_cpu_4bit_kernels
+from ie_service.models.quantization import has_cpu_4bit_kernels
 from quant_folders import quantize_folder
 from sp_folder import sp_llama_folder
 
@@ -27,7 +27,7 @@ def bf16_folder(tmp_path_factory):
 
 
 def _dequantized(tmp_path, src):
-    from ie_service.weights.dequantize import dequantize
+    from ie_service.models.weights.dequantize import dequantize
 
     out = dequantize(src, tmp_path / "deq")
     return out, load_file(str(out / "model.safetensors"))
@@ -50,7 +50,7 @@ def test_dequantized_weights_equal_the_reference(bf16_folder, tmp_path, method, 
 
 def test_act_order_needs_g_idx(bf16_folder, tmp_path):
     """The act-order folder really is permuted: reading its groups in order gives other weights."""
-    from ie_service.weights.dequantize import dequantize_gptq, read_spec
+    from ie_service.models.weights.dequantize import dequantize_gptq, read_spec
 
     quantize_folder(bf16_folder, tmp_path / "q", "gptq", group=32, act_order=True)
     spec = read_spec(tmp_path / "q")

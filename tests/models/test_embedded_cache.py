@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from ie_service.engine import embedded
+from ie_service.models import embedded
 
 
 def test_concurrent_first_uses_convert_once_and_all_see_the_whole_folder(tmp_path, monkeypatch):

@@ -15,7 +15,8 @@ import pytest
 
 import tiny_models as tm
 from ie_service.engine.host import read_host
-from ie_service.engine.model_inspect import has_cpu_4bit_kernels, inspect_model
+from ie_service.models.inspection import inspect_model
+from ie_service.models.quantization import has_cpu_4bit_kernels
 from ie_service.local_server import local_servers
 
 pytestmark = pytest.mark.engine
@@ -46,7 +47,8 @@ FAMILIES = {"zhixi": None, "ziya": None, "oneke": None, "gptq": "gptq", "awq": "
 @pytest.fixture(scope="module")
 def inspected(folders) -> dict:
     """Each folder's inspection on this host: what the engine must run, or its refusal."""
-    return {family: inspect_model(folder) for family, folder in folders.items()}
+    host = read_host()
+    return {family: inspect_model(folder, host=host) for family, folder in folders.items()}
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,12 @@ from fakes import FakeAsyncLLM, ScriptedEngine
 from ie_service.api.app import create_app
 from ie_service.cli import main
 from ie_service.engine.config import EngineConfig
-from ie_service.engine.host import GiB, KVCacheDoesNotFit, ModelFootprint
-from ie_service.engine.model_inspect import SIDECAR, inspect_model, write_sidecar
+from ie_service.engine.host import GiB, KVCacheDoesNotFit, read_host
+from ie_service.models.footprint import ModelFootprint
+from ie_service.models.inspection import inspect_model
+from ie_service.models.sidecar import SIDECAR, write_sidecar
 from ie_service.engine.engine_args import ModelRefused, engine_kwargs
-from ie_service.weights.lora import merged_format
+from ie_service.models.weights.lora import merged_format
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +231,7 @@ def test_inspect_model_cli(folders, capsys):
 # --- the weights commands write the format; /v1/models says it --------------------------------
 
 def test_weights_commands_write_ie_service_json(tmp_path, folders):
-    from ie_service.weights import diff
+    from ie_service.models.weights import diff
 
     base = tm.build_llama(tmp_path / "base", dtype="float32", seed=5)
     delta = tmp_path / "delta"
@@ -277,15 +279,16 @@ def test_engine_renders_the_inspected_format_and_reports_it(folders):
 
     folder = folders["oneke"]
     llm = FakeAsyncLLM(AutoTokenizer.from_pretrained(folder))
-    engine = Engine(llm, EngineConfig(model=str(folder)), str(folder), "prod", inspection=inspect_model(folder))
+    inspected = inspect_model(folder, host=read_host())
+    engine = Engine(llm, EngineConfig(model=str(folder)), str(folder), "prod", inspection=inspected)
     assert engine.render('{"instruction": "x"}').startswith("[INST] <<SYS>>\nYou are a helpful assistant.")
     assert "55296" in engine.prompt_format_reason and engine.run_dtype in ("bfloat16", "float32")
     with TestClient(create_app(lambda: engine)) as c:
         card = c.get("/v1/models").json()["data"][0]
     assert card["prompt_format"] == "oneke" and card["quantization"] is None
-    chat = inspect_model(folder).model_copy(update={"prompt_format": "chat"})
+    chat = inspected.model_copy(update={"prompt_format": "chat"})
     assert Engine(llm, EngineConfig(), str(folder), "m", inspection=chat).prompt_format.name == "alpaca"
-    pinned = Engine(llm, EngineConfig(prompt_format="ziya"), str(folder), "m", inspection=inspect_model(folder))
+    pinned = Engine(llm, EngineConfig(prompt_format="ziya"), str(folder), "m", inspection=inspected)
     assert (pinned.prompt_format.name, pinned.prompt_format_reason) == ("ziya", "--prompt-format")
 
 

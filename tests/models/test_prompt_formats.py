@@ -1,8 +1,9 @@
 import json
+import os
 
 import pytest
 
-from ie_service.engine.prompt_formats import (
+from ie_service.models.prompt_formats import (
     ChatFormat,
     UnknownPromptFormat,
     available_formats,
@@ -102,3 +103,60 @@ def test_alpaca_file_is_knowlms_template_character_for_character():
     assert load_file_format("alpaca").prompt_no_input == (
         "Below is an instruction that describes a task. Write a response that appropriately completes the "
         "request.\n\n### Instruction:\n{instruction}\n\n### Response:\n")
+
+
+def test_a_new_family_is_one_format_file(tmp_path, monkeypatch):
+    """Issue 32: a model family's prompt format is one file in ``prompts/formats/``: the
+    template and the evidence that points at it. Every list, check and choice reads it there:
+    the flags' help and checks, the weight tools, the inspection (names, tokens, vocabulary),
+    the engine's renderer and the training renderer."""
+    import shutil
+    import subprocess
+    import sys
+
+    from transformers import AutoTokenizer
+
+    import tiny_models as tm
+    from ie_service.cli.common import check_engine_config
+    from ie_service.engine.config import EngineConfig
+    from ie_service.engine.vllm_engine import Engine
+    from ie_service.models.inspection import inspect_model
+    from ie_service.models.prompt_formats import check_format_name, choose_format, folder_format, format_choices
+    from ie_service.models.weights.lora import merged_format
+    from ie_service.paths import prompts_dir
+    from ie_service.training.files import renderer
+    from test_hardening_unit import FakeAsyncLLM
+
+    prompts = tmp_path / "prompts"
+    shutil.copytree(prompts_dir(), prompts)
+    (prompts / "formats" / "acme.json").write_text(json.dumps({
+        "description": "a family made up for this test", "family": "Acme-LM", "names": ["acme"],
+        "tokens": ["<acme_user>"],
+        "vocabulary": {"model_type": "llama", "vocab_size": 49280, "about": "a LLaMA with Acme's 49280 tokens"},
+        "prompt_input": "<acme>{instruction}|{input}</acme>", "prompt_no_input": "<acme>{instruction}</acme>"}))
+    monkeypatch.setenv("IE_SERVICE_PROMPTS", str(prompts))
+
+    assert "acme" in available_formats() and "acme |" in format_choices()
+    check_format_name("acme")  # weights recover / apply-delta / merge-lora --prompt-format
+    check_engine_config(EngineConfig(prompt_format="acme"))  # serve / eval / kg --prompt-format
+    shown = subprocess.run([sys.executable, "-m", "ie_service.cli", "serve", "--help"], capture_output=True,
+                           text=True, env={**os.environ, "COLUMNS": "300"}, check=True).stdout
+    assert "--prompt-format" in shown and "acme | alpaca | " in shown
+
+    assert guess_format("hub/Acme-LM-7B", None) == "acme"  # no folder: the name
+    named = tm.build_llama(tmp_path / "acme-7b-merged")
+    by_tokens = tm.build_llama(tmp_path / "m1", extra_tokens=("<acme_user>",))
+    by_vocabulary = tm.build_llama(tmp_path / "m2", vocab_size=49280)
+    for folder, why in ((named, "names the family"), (by_tokens, "Acme-LM's <acme_user>"),
+                        (by_vocabulary, "Acme's 49280 tokens")):
+        seen = inspect_model(folder, native_bf16=True)
+        assert (seen.prompt_format, seen.family) == ("acme", "Acme-LM") and why in seen.prompt_format_reason
+    assert merged_format(by_tokens, tmp_path / "acme-lora", by_tokens)[0] == "acme"  # weights merge-lora
+
+    tokenizer = AutoTokenizer.from_pretrained(named)
+    fmt, _ = choose_format("auto", str(named), tokenizer, folder_format(named))
+    assert fmt.render("x", "y") == "<acme>x|y</acme>"
+    engine = Engine(FakeAsyncLLM(tokenizer), EngineConfig(model=str(named)), str(named), "m",
+                    inspection=inspect_model(named, native_bf16=True))
+    assert engine.render("x") == "<acme>x</acme>" and engine.prompt_format.name == "acme"
+    assert renderer(str(by_vocabulary), "auto")("x") == "<acme>x</acme>"  # train data, quantize calibration

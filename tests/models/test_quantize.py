@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from ie_service.weights.quantize import calibration_prompts
-from ie_service.weights.shards import WeightsError
+from ie_service.models.weights.shards import WeightsError
+from ie_service.training.calibration import calibration_prompts
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -66,7 +66,7 @@ def test_gptqmodel_folder_round_trips_through_dequantize(tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from ie_service.weights.dequantize import dequantize
+    from ie_service.models.weights.dequantize import dequantize
     from sp_folder import sp_llama_folder
 
     src = sp_llama_folder(tmp_path / "src")

@@ -31,7 +31,7 @@ def sp(sp_folder):
 
 
 def test_probe_detects_the_converted_fast_tokenizer(sp_folder):
-    from ie_service.engine.tokenizer_choice import choose_tokenizer, disagreements
+    from ie_service.models.tokenizer_choice import choose_tokenizer, disagreements
 
     differ = disagreements(sp_folder)
     assert "a    b" in differ and "ＡＢＣ１２３" in differ
@@ -41,7 +41,7 @@ def test_probe_detects_the_converted_fast_tokenizer(sp_folder):
 
 
 def test_folder_without_tokenizer_model_stays_fast(tmp_path):
-    from ie_service.engine.tokenizer_choice import TokenizerModeError, choose_tokenizer
+    from ie_service.models.tokenizer_choice import TokenizerModeError, choose_tokenizer
 
     assert choose_tokenizer(tmp_path, "auto").mode == "fast"
     with pytest.raises(TokenizerModeError, match="tokenizer.model"):
@@ -112,7 +112,7 @@ def _ids(group: str) -> list[int]:
 def test_served_sentencepiece_folder(sp_folder, sp, tmp_path):
     """``serve --model`` only: the ids the engine sent are sentencepiece's (with BOS), the
     text is what sentencepiece decodes from the output ids, constrained NER answers."""
-    from ie_service.engine.prompt_formats import resolve_format
+    from ie_service.models.prompt_formats import resolve_format
     from ie_service.local_server import local_server
 
     LOGS.mkdir(parents=True, exist_ok=True)

@@ -101,7 +101,7 @@ def test_signal_removes_partial_output(tmp_path, sig):
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        from ie_service.weights.shards import atomic_output
+        from ie_service.models.weights.shards import atomic_output
         with atomic_output(sys.argv[1]) as tmp:
             (tmp / "model.safetensors").write_bytes(b"x" * 1000)
             print(tmp, flush=True)

@@ -12,9 +12,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from ie_service.engine.embedded import ensure_embedded_model
-from ie_service.weights import diff, md5
-from ie_service.weights.shards import Checkpoint, WeightsError
+from ie_service.models.embedded import ensure_embedded_model
+from ie_service.models.weights import diff, md5
+from ie_service.models.weights.shards import Checkpoint, WeightsError
 
 
 
@@ -194,7 +194,7 @@ def test_merged_folder_serves_through_real_engine(lora_setup, tmp_path):
     from ie_service.local_server import local_server
 
     base, lora, tok = lora_setup
-    from ie_service.weights.lora import merge_lora
+    from ie_service.models.weights.lora import merge_lora
     merged = merge_lora(base, lora, tmp_path / "merged")
     prompt = "Barack Obama met"
     hf = LlamaForCausalLM.from_pretrained(merged).eval()

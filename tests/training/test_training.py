@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 from transformers import AutoTokenizer
 
-from ie_service.engine.embedded import ADAPTER_DIR, adapter_version, ensure_base_model, resolve_embedded
+from ie_service.models.embedded import ADAPTER_DIR, adapter_version, ensure_base_model, resolve_embedded
 from ie_service.evaluation import datasets
 from ie_service.extraction.extractor import Extractor
 from ie_service.extraction.tasks import TASKS
@@ -27,7 +27,7 @@ from ie_service.extraction.chunking import Chunk
 from ie_service.extraction.parsing import value_text
 from ie_service.extraction.templates import TemplateRegistry
 from ie_service.extraction.wire import ExtractOptions
-from ie_service.engine.prompt_formats import ChatFormat
+from ie_service.models.prompt_formats import ChatFormat
 from ie_service.training.examples import RENAMES, ExampleBuilder, Inventory, build_examples, renamed
 from ie_service.training.sources import SOURCES, by_name, training_splits
 

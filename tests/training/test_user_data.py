@@ -143,7 +143,7 @@ def test_train_data_needs_a_source(tmp_path, capsys):
 
 
 def _base() -> str:
-    from ie_service.engine.embedded import ensure_base_model
+    from ie_service.models.embedded import ensure_base_model
 
     return str(ensure_base_model())
 

@@ -126,7 +126,7 @@ def _convert_into(target: Path) -> None:
 
 def adapter_version(adapter: Path = ADAPTER_DIR) -> str:
     """The first 12 hex digits of the adapter weights' md5: the merged folder's cache key."""
-    from ..weights.md5 import file_md5
+    from .weights.md5 import file_md5
 
     return file_md5(adapter / ADAPTER_WEIGHTS)[:12]
 
@@ -134,7 +134,7 @@ def adapter_version(adapter: Path = ADAPTER_DIR) -> str:
 def ensure_embedded_model(root: Path | None = None, adapter: Path = ADAPTER_DIR) -> Path:
     """The base with the shipped IE adapter merged in (``weights merge-lora``), made once
     per adapter version; merges of other versions are removed."""
-    from ..weights.lora import merge_lora
+    from .weights.lora import merge_lora
 
     base = ensure_base_model(root)
     version = adapter_version(adapter)
@@ -153,7 +153,7 @@ def ensure_embedded_model(root: Path | None = None, adapter: Path = ADAPTER_DIR)
 def _declare_shape(target: Path, adapter: Path) -> Path:
     """The merged folder declares the answer shape the adapter's manifest names (``full``
     when it names none), also for a folder merged before the manifest said so."""
-    from .model_inspect import adapter_answer_shape, answer_shape_of, set_answer_shape
+    from .sidecar import adapter_answer_shape, answer_shape_of, set_answer_shape
 
     shape = adapter_answer_shape(adapter) or "full"
     if answer_shape_of(target)[0] != shape:

@@ -110,13 +110,13 @@ def apply_delta(base: str | Path, delta: str | Path, out: str | Path, *, fp16: b
 
 
 def _check_format(name: str | None) -> None:
-    from ..engine.model_inspect import check_format_name
+    from ..prompt_formats import check_format_name
 
     check_format_name(name)
 
 
 def _write_format(folder: Path, chosen: str | None, default: str, source: str) -> None:
-    from ..engine.model_inspect import write_sidecar
+    from ..sidecar import write_sidecar
 
     if chosen:
         write_sidecar(folder, chosen, f"{source.split(' (')[0]} --prompt-format")

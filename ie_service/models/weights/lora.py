@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import one_line
+from ...errors import one_line
 from .shards import TOKENIZER_FILES, WeightsError, atomic_output, check_safetensors, copy_side_files
 
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
@@ -53,8 +53,8 @@ def _loading(what: Path, exc: BaseException) -> WeightsError:
 def merged_format(base: Path, lora: Path, out: Path) -> tuple[str, str] | None:
     """The prompt format a merged folder keeps: the base's (or adapter's) ``ie_service.json``,
     else what the names and the merged folder's own files say; None without evidence."""
-    from ..engine.model_inspect import choose_prompt_format, read_sidecar
-    from ..engine.prompt_formats import format_from_name
+    from ..prompt_formats import NO_EVIDENCE, evidence_format, format_from_name
+    from ..sidecar import read_sidecar
 
     for folder, what in ((base, "the base's"), (lora, "the adapter's")):
         sidecar = read_sidecar(folder) or {}
@@ -65,8 +65,8 @@ def merged_format(base: Path, lora: Path, out: Path) -> tuple[str, str] | None:
         if fmt:
             return fmt, f"weights merge-lora (the {what} name {folder.name!r})"
     config = json.loads((out / "config.json").read_text(encoding="utf-8")) if (out / "config.json").is_file() else {}
-    fmt, reason = choose_prompt_format(out, config)
-    if "default" in reason:
+    fmt, reason = evidence_format(out, config)
+    if reason == NO_EVIDENCE:
         return None
     return fmt, f"weights merge-lora ({reason})"
 
@@ -77,7 +77,7 @@ def merge_lora(base: str | Path, lora: str | Path, out: str | Path, *, dtype: st
     the adapter manifest's ``answer_shape``)."""
     import torch
 
-    from ..engine.model_inspect import check_format_name
+    from ..prompt_formats import check_format_name
 
     check_format_name(prompt_format)
     base, lora = Path(base), Path(lora)
@@ -105,13 +105,13 @@ def merge_lora(base: str | Path, lora: str | Path, out: str | Path, *, dtype: st
             raise
         merged.save_pretrained(tmp, safe_serialization=True)
         copy_side_files([lora, base], tmp, names=TOKENIZER_FILES)
-        from ..engine.model_inspect import write_sidecar
+        from ..sidecar import write_sidecar
 
         if prompt_format:
             write_sidecar(tmp, prompt_format, "weights merge-lora --prompt-format")
         elif (found := merged_format(base, lora, tmp)) is not None:
             write_sidecar(tmp, *found)
-        from ..engine.model_inspect import adapter_answer_shape, set_answer_shape
+        from ..sidecar import adapter_answer_shape, set_answer_shape
 
         if (shape := adapter_answer_shape(lora)) is not None:  # what the adapter was trained to write
             set_answer_shape(tmp, shape)

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..engine.model_inspect import SIDECAR  # the prompt-format note beside the weights
+from ..sidecar import SIDECAR  # the prompt-format note beside the weights
 from .shards import SIDE_FILES, Checkpoint, WeightsError, atomic_output, copy_side_files, save_shard, write_index
 
 AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)  # AWQ's interleave of 8 4-bit values in an int32

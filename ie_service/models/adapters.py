@@ -1,9 +1,9 @@
 """LoRA adapters applied at run time (``serve --lora NAME=PATH``), beside the served model.
 
 No vllm import here: the flags are parsed and the adapter folders checked when the config is
-built (one-line usage error), and :func:`lora_engine_kwargs` gives the engine arguments
-(``enable_lora``, ``max_loras``, ``max_lora_rank`` from the adapters' own configs). The
-engine (``vllm_engine``) makes one ``LoRARequest`` per adapter and picks it per request.
+built (one-line usage error); ``engine_args.lora_engine_kwargs`` gives vLLM's arguments from
+the adapters' ranks, and the engine (``vllm_engine``) makes one ``LoRARequest`` per adapter
+and picks it per request.
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..errors import InvalidRequest
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-VLLM_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_rank values
 WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 
 
@@ -50,7 +48,7 @@ def _version(folder: Path) -> str:
                 version = None
             if version is not None:
                 return str(version)
-    from ..weights.md5 import file_md5
+    from .weights.md5 import file_md5
 
     weights = next(folder / w for w in WEIGHTS if (folder / w).is_file())
     return "md5:" + file_md5(weights)[:12]
@@ -87,17 +85,6 @@ def parse_lora(specs: Iterable[str]) -> list[RuntimeAdapter]:
             raise ValueError(f"adapter name {name!r} given twice")
         out[name] = read_adapter(name, path)
     return list(out.values())
-
-
-def lora_engine_kwargs(adapters: list[RuntimeAdapter]) -> dict[str, Any]:
-    """vLLM's LoRA arguments for ``adapters`` (none when there are none)."""
-    if not adapters:
-        return {}
-    rank = max(a.rank for a in adapters)
-    fits = [r for r in VLLM_RANKS if r >= rank]
-    if not fits:
-        raise ValueError(f"adapter rank {rank} is over vLLM's largest, {VLLM_RANKS[-1]}")
-    return {"enable_lora": True, "max_loras": len(adapters), "max_lora_rank": fits[0]}
 
 
 def check_adapter(name: str | None, loaded: Iterable[str]) -> None:
