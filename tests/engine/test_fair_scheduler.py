@@ -23,7 +23,7 @@ from vllm.v1.request import Request  # noqa: E402
 from vllm.v1.structured_output import StructuredOutputManager  # noqa: E402
 
 from ie_service.engine.engine_args import FAIR_SCHEDULER, FAIR_SHARE_KEY  # noqa: E402
-from ie_service.engine.fair_scheduler import FairShareScheduler  # noqa: E402
+from ie_service.engine.fair_scheduler import PATIENCE, FairShareScheduler  # noqa: E402
 
 BUDGET = 512  # tokens a step may schedule
 BLOCKS = 2000
@@ -97,15 +97,17 @@ def test_the_engine_builds_it_by_its_name() -> None:
     assert resolve_obj_by_qualname(FAIR_SCHEDULER) is FairShareScheduler
 
 
-def test_while_a_small_request_runs_the_big_one_prefills_one_prompt_by_the_allowance(model_folder) -> None:
+def lesser_prefill(step: dict[str, int]) -> dict[str, int]:
+    return {k: v for k, v in step.items() if not k.startswith("small") and v > 1}
+
+
+def test_while_a_small_request_runs_the_big_one_only_decodes(model_folder) -> None:
     trace = run(scheduler(model_folder, FairShareScheduler, allowance=64), heavy_then_small())
     during = small_steps(trace)
     assert during[0]["small"] == 40, "the small request's whole prompt in its first step"
     assert len(during) == 4  # prefill + 3 decodes, in consecutive steps
-    for s in during:
-        prefills = {k: v for k, v in s.items() if k != "small" and v > 1}
-        assert len(prefills) <= 1 and sum(prefills.values()) <= 64, s
-        assert sum(s.values()) <= 40 + 64 + 4, s
+    assert all(not lesser_prefill(s) for s in during), during
+    assert any(k.startswith("heavy") for k in during[1]), "the big request's decodes go on"
 
 
 def test_vllms_own_scheduler_fills_those_steps_with_the_big_prefills(model_folder) -> None:
@@ -132,8 +134,10 @@ def test_the_big_request_keeps_moving_under_a_stream_of_small_ones(model_folder)
     s = scheduler(model_folder, FairShareScheduler, allowance=64)
     trace = run(s, script, steps=400)
     assert all(f"heavy{i}" not in s.requests for i in range(4))
-    assert all(sum(v for k, v in t.items() if k.startswith("heavy") and v > 1) <= 64
-               for t in trace if any(k.startswith("small") for k in t))
+    beside = [t for t in trace if any(k.startswith("small") for k in t)]
+    let_through = [lesser_prefill(t) for t in beside if lesser_prefill(t)]
+    assert let_through and all(len(p) == 1 and sum(p.values()) <= 64 for p in let_through)
+    assert len(let_through) <= len(beside) // (PATIENCE + 1) + 1
 
 
 def test_after_the_small_request_the_big_one_gets_the_whole_budget_again(model_folder) -> None:
