@@ -6,10 +6,10 @@ vllm (``Engine``; ``preflight`` in ``engine_args`` checks a start without it), `
 ``sampling`` need pydantic.
 
 Modules: ``interface`` (TextEngine: the engine as callers see it, and its OpenAIAPI),
-``config`` (EngineConfig), ``generation`` (Generation, activity, errors), ``sampling``
-(SamplingOptions), ``json_schema_guard`` (schema checks and grammar-compile bounds), ``host``
-(NUMA / cgroup shape and KV cache sizing), ``parallel`` (data / multi-node parallel layouts,
-CPU binding), ``engine_args`` (the engine's arguments and
+``config`` (EngineConfig), ``generation`` (Generation, activity, errors), ``supervisor`` (health
+verdicts, restarts of a dead engine), ``sampling`` (SamplingOptions), ``json_schema_guard``
+(schema checks and grammar-compile bounds), ``host`` (NUMA / cgroup shape and KV cache
+sizing), ``parallel`` (data / multi-node parallel layouts, CPU binding), ``engine_args`` (the engine's arguments and
 refusals, no vllm), ``sp_tokenizer`` (vLLM's sentencepiece tokenizer mode), ``vllm_engine``.
 What a model folder is (inspection, prompt format, tokenizer choice, the embedded model,
 adapters, weight tools) lives in :mod:`ie_service.models`.
