@@ -13,12 +13,21 @@ from ie_service.engine.sampling import SamplingOptions
 
 
 class ScriptedEngine:
-    """Answers each prompt with ``reply(prompt, schema)``; records what it was asked
-    (``calls``; the grammar of each call, if any, in ``grammars``)."""
+    """The engine interface (``ie_service.engine.interface.TextEngine``), scripted: answers each
+    prompt with ``reply(prompt, schema)``; records what it was asked (``calls``; the grammar
+    of each call, if any, in ``grammars``)."""
 
     model_name = "scripted"
     max_model_len = 512
     replicas = 1
+    prompt_format = None  # renders instruction and input as they are (``render``)
+    prompt_format_reason = None
+    run_dtype = None
+    quantization = None
+    # reports no activity of its own: tests of the supervisor set these to play one
+    in_flight = 0
+    last_progress = 0.0
+    openai = None  # no OpenAI-compatible API unless a test gives one: ``lambda: api``
 
     def __init__(self, reply: Callable[[str, dict | None], str] = lambda p, s: "ok",
                  adapters: dict[str, str] | None = None, answer_shape: str = "full",
@@ -41,7 +50,8 @@ class ScriptedEngine:
 
     async def generate(
         self, prompt: str, options: SamplingOptions, json_schema: dict[str, Any] | None = None,
-        grammar: str | None = None, adapter: str | None = None, logprobs: bool = False,
+        grammar: str | None = None, adapter: str | None = None, priority: int | None = None,
+        logprobs: bool = False,
     ) -> Generation:
         check_adapter(adapter, self.adapters)
         n = self.count_tokens(prompt)
@@ -101,6 +111,9 @@ class FakeAsyncLLM:
             raise self.raises
         yield SimpleNamespace(num_cached_tokens=0, outputs=[SimpleNamespace(
             text="" if self.finish == "error" else '{"a": 1}', token_ids=[1, 2], finish_reason=self.finish)])
+
+    def get_num_unfinished_requests(self) -> int:
+        return 0
 
     async def check_health(self):
         return None

@@ -13,20 +13,20 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..extraction.templates import TemplateRegistry
 from ..engine import TextEngine
+from ..engine.supervisor import EngineSupervisor
 from .errors import install_error_handlers
 from .guard import Guard
 from .metrics import Metrics
 from .routes import routers
 from .settings import ServiceSettings
-from .supervisor import EngineSupervisor
 
 
 def create_app(engine_factory: Callable[[], TextEngine],
                templates: TemplateRegistry | None = None,
                settings: ServiceSettings | None = None,
-               supervisor: Callable[..., EngineSupervisor] = EngineSupervisor) -> FastAPI:
+               supervisor: Callable[[Callable[[], TextEngine]], EngineSupervisor] = EngineSupervisor) -> FastAPI:
     """Build the app; ``engine_factory`` runs at start-up, and again whenever the engine
-    dies (``api/supervisor.py``); the engine is shut down at exit. Templates load (and are
+    dies (``engine/supervisor.py``); the engine is shut down at exit. Templates load (and are
     checked) here, before the engine starts."""
     templates = templates or TemplateRegistry.default()
     settings = settings or ServiceSettings()
@@ -34,7 +34,7 @@ def create_app(engine_factory: Callable[[], TextEngine],
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.supervisor = supervisor(engine_factory, templates)
+        app.state.supervisor = supervisor(engine_factory)
         app.state.supervisor.start()
         app.state.supervisor.watch()
         try:
@@ -45,6 +45,8 @@ def create_app(engine_factory: Callable[[], TextEngine],
     app = FastAPI(title="ie-service", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     install_offline_docs(app)
     app.state.metrics = metrics
+    app.state.templates = templates  # the extractor's, over the engine serving now (state.py)
+    app.state.supervisor = None  # the lifespan's, while it runs
     app.add_middleware(Guard, settings=settings, metrics=metrics)
     install_error_handlers(app)
     for router in routers():

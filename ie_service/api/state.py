@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from ..extraction.extractor import Extractor
 from ..engine import TextEngine
+from ..engine.supervisor import EngineSupervisor
+from ..extraction.extractor import Extractor
 from .metrics import Metrics
-from .supervisor import EngineSupervisor
 
 
 def supervisor_of(request: Request) -> EngineSupervisor:
@@ -15,12 +15,14 @@ def supervisor_of(request: Request) -> EngineSupervisor:
 
 
 def engine_of(request: Request) -> TextEngine:
-    """The engine serving now; :class:`~.supervisor.EngineRestarting` (503) while it restarts."""
+    """The engine serving now; :class:`~ie_service.engine.supervisor.EngineRestarting` (503)
+    while it restarts."""
     return supervisor_of(request).current()
 
 
 def extractor_of(request: Request) -> Extractor:
-    return supervisor_of(request).current_extractor()
+    """An extractor over the engine serving now (503 while it restarts, as :func:`engine_of`)."""
+    return Extractor(engine_of(request), request.app.state.templates)
 
 
 def metrics_of(request: Request) -> Metrics:

@@ -5,10 +5,11 @@ light module of it, imports nothing heavy: ``vllm_engine`` is the only module th
 vllm (``Engine``; ``preflight`` in ``engine_args`` checks a start without it), ``config`` and
 ``sampling`` need pydantic.
 
-Modules: ``config`` (EngineConfig), ``generation`` (the TextEngine contract, Generation,
-errors), ``sampling`` (SamplingOptions), ``json_schema_guard`` (schema checks and
-grammar-compile bounds), ``host`` (NUMA / cgroup shape and KV cache sizing), ``parallel``
-(data / multi-node parallel layouts, CPU binding), ``engine_args`` (the engine's arguments and
+Modules: ``interface`` (TextEngine: the engine as callers see it, and its OpenAIAPI),
+``config`` (EngineConfig), ``generation`` (Generation, activity, errors), ``supervisor`` (health
+verdicts, restarts of a dead engine), ``sampling`` (SamplingOptions), ``json_schema_guard``
+(schema checks and grammar-compile bounds), ``host`` (NUMA / cgroup shape and KV cache
+sizing), ``parallel`` (data / multi-node parallel layouts, CPU binding), ``engine_args`` (the engine's arguments and
 refusals, no vllm), ``sp_tokenizer`` (vLLM's sentencepiece tokenizer mode), ``vllm_engine``.
 What a model folder is (inspection, prompt format, tokenizer choice, the embedded model,
 adapters, weight tools) lives in :mod:`ie_service.models`.
@@ -22,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 _PUBLIC = {
     "EngineConfig": "config",
     "Generation": "generation",
-    "TextEngine": "generation",
+    "TextEngine": "interface",
+    "OpenAIAPI": "interface",
     "PromptTooLong": "generation",
     "EngineUnavailable": "generation",
     "SamplingOptions": "sampling",
@@ -38,7 +40,8 @@ __all__ = sorted(_PUBLIC)
 
 if TYPE_CHECKING:
     from .config import EngineConfig
-    from .generation import EngineUnavailable, Generation, PromptTooLong, TextEngine
+    from .generation import EngineUnavailable, Generation, PromptTooLong
+    from .interface import OpenAIAPI, TextEngine
     from .host import HostShape, read_host
     from .json_schema_guard import check_json_schema
     from .sampling import MAX_TEMPERATURE, SamplingOptions

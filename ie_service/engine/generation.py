@@ -1,15 +1,14 @@
-"""What the rest of the service needs from an engine, without importing vllm."""
+"""What an engine answers (a generation, its activity) and how it fails, without importing vllm.
+The engine interface itself is :mod:`.interface`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 from ..errors import PromptTooLong, Unavailable
-from .sampling import SamplingOptions
 
-__all__ = ["EngineActivity", "EngineUnavailable", "Generation", "PromptTooLong", "TextEngine", "char_offsets"]
+__all__ = ["EngineActivity", "EngineUnavailable", "Generation", "PromptTooLong", "char_offsets"]
 
 
 class EngineUnavailable(Unavailable):
@@ -60,38 +59,3 @@ class EngineActivity:
     steps: int = 0  # engine steps completed since start: stays put while the engine holds no work
     unfinished: int = 0  # requests the engine holds (vLLM's count: an aborted one is gone from it)
     finished_by_replica: dict[int, int] = field(default_factory=dict)  # only with 2+ data-parallel replicas
-
-
-class TextEngine(Protocol):
-    """The engine as the API and extraction layers see it (``vllm_engine.Engine`` in
-    production, a scripted fake in fast unit tests)."""
-
-    model_name: str
-    max_model_len: int
-    replicas: int  # data-parallel engine replicas serving requests
-    adapters: dict[str, str]  # run-time LoRA adapters (serve --lora): name → version
-    # the answer shape the model was trained on (extraction.constraints): "full" or "compact";
-    # adapter_shapes: the same per run-time adapter (optional: absent means "full")
-    answer_shape: str
-
-    def activity(self) -> EngineActivity:
-        """Steps, requests held and requests finished per replica, as the engine counts them."""
-        ...
-
-    def render(self, instruction: str, input: str = "") -> str: ...
-
-    def count_tokens(self, text: str) -> int: ...
-
-    async def generate(
-        self, prompt: str, options: SamplingOptions, json_schema: dict[str, Any] | None = None,
-        grammar: str | None = None, adapter: str | None = None, logprobs: bool = False,
-    ) -> Generation:
-        """``json_schema`` or ``grammar`` (xgrammar EBNF, e.g. a grounded answer grammar)
-        constrains the output, at most one of them; ``adapter``: one of :attr:`adapters`
-        (None: the served model alone); ``logprobs``: fill ``token_logprobs`` and
-        ``token_offsets`` (extraction's confidences)."""
-        ...
-
-    async def check_health(self) -> None: ...
-
-    def shutdown(self) -> None: ...

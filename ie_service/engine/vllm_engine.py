@@ -40,6 +40,7 @@ from .engine_args import (KV_CACHE_SPACE_ENV, STRUCTURED_OUTPUTS, env_kv_cache_g
                           engine_kwargs, is_cpu_backend, log_block_size, resolve_model)
 from .generation import EngineActivity, EngineUnavailable, Generation, PromptTooLong, char_offsets
 from .host import HostShape, read_host
+from .interface import OpenAIAPI
 from .json_schema_guard import GrammarCompileGuard
 from .parallel import ParallelPlan, is_ip_address, thread_binding
 from .sampling import SamplingOptions
@@ -411,7 +412,7 @@ class Engine:
         where = offsets() if len(ids) <= 64 else await asyncio.to_thread(offsets)
         return {"token_logprobs": values, "token_offsets": where}
 
-    def openai(self) -> Any:
+    def openai(self) -> OpenAIAPI:
         """The OpenAI-compatible API over this engine (vLLM's serving layer, built on first
         use): ``await .chat(body, request)`` / ``.completion(...)`` answer a Starlette response."""
         if self._openai is None:

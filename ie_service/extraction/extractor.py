@@ -21,6 +21,7 @@ from .records import ExtractionStats
 from .schema import SchemaError
 from .tasks import TASKS, Task
 from .templates import Template, TemplateRegistry
+from .wire import ExtractOptions
 
 CJK_SHARE = 0.2
 PROMPT_MARGIN = 8  # tokens of slack for tokenizer merges at the prompt/text boundary
@@ -80,8 +81,9 @@ class Extractor:
             return [Chunk(text, 0)]
         return await asyncio.to_thread(chunk_text, text, budget, self.engine.count_tokens)
 
-    async def extract(self, task_name: str, text: str, raw_schema: Any, options: Any) -> Outcome:
-        """``options``: a request model of ``extraction.wire`` (language, constrained, ...)."""
+    async def extract(self, task_name: str, text: str, raw_schema: Any, options: ExtractOptions) -> Outcome:
+        """``raw_schema``: the task's schema as the client sent it; ``options``: language,
+        template, constraints, adapter, sampling, ... (a task's request model is one)."""
         task = TASKS[task_name]
         labels = task.labels(raw_schema)
         check_label_count(len(labels))  # 422 naming the limit
@@ -108,16 +110,12 @@ class Extractor:
         async def ask(chunk: Chunk, group: list):
             prompt = self._prompt(template, task, group, chunk.text, examples)
             schema = task.json_schema(group, **shape) if options.constrained and not grounded else None
-            extra: dict[str, Any] = {}  # only what is set: fakes need not know every option
-            if grounded:
-                extra["grammar"] = grounded_grammar(task.answer_grammar(group, **shape), chunk.text)
-            if options.adapter is not None:
-                extra["adapter"] = options.adapter
-            extra["logprobs"] = True  # every record's confidence (confidence.py)
+            grammar = grounded_grammar(task.answer_grammar(group, **shape), chunk.text) if grounded else None
             async with prompt_slot():  # a few at a time per request: others interleave
                 started = time.perf_counter()
-                try:
-                    return await self.engine.generate(prompt, params, schema, **extra)
+                try:  # logprobs: every record's confidence (confidence.py)
+                    return await self.engine.generate(prompt, params, schema, grammar=grammar,
+                                                      adapter=options.adapter, logprobs=True)
                 finally:
                     engine_seconds.append(time.perf_counter() - started)
 
@@ -136,7 +134,7 @@ class Extractor:
 
     @staticmethod
     def _assemble(out: Outcome, task: Task, text: str, jobs: list[tuple[Chunk, list]],
-                  generations: list, options: Any) -> Outcome:
+                  generations: list, options: ExtractOptions) -> Outcome:
         """Parse, ground and merge the outputs of one text's prompts into ``out``."""
         params = options.parameters
         seen: set[tuple] = set()
@@ -169,19 +167,19 @@ class Extractor:
                                     f"are the same span (chunk at offset {chunk.offset})")
         if options.drop_ungrounded:
             out.records = [g for g in map(task.grounded_only, out.records) if g is not None]
-        out.records = filter_records(out.records, getattr(options, "min_confidence", 0.0))
+        out.records = filter_records(out.records, options.min_confidence)
         out.warnings = list(dict.fromkeys(out.warnings))
         return out
 
 
-def answer_shape(engine: Any, adapter: str | None = None) -> dict[str, str]:
+def answer_shape(engine: TextEngine, adapter: str | None = None) -> dict[str, str]:
     """``{"shape": "compact"}`` when the model answers in the compact shape, else ``{}``
     (tasks default to ``full``). With a run-time adapter the adapter's manifest decides (an
     adapter that declares nothing was trained on the full shape)."""
     if adapter is not None:
-        shape = getattr(engine, "adapter_shapes", {}).get(adapter, "full")
+        shape = engine.adapter_shapes.get(adapter, "full")
     else:
-        shape = getattr(engine, "answer_shape", "full")
+        shape = engine.answer_shape
     return {"shape": shape} if shape != "full" else {}
 
 

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from fakes import ScriptedEngine, slowed
 from ie_service.api.app import create_app
 from ie_service.api.settings import ServiceSettings
-from ie_service.api.supervisor import EngineSupervisor
+from ie_service.engine.supervisor import EngineSupervisor
 from ie_service.engine.generation import Generation
 from ie_service.extraction import chunking
 from ie_service.extraction.chunking import chunk_text
@@ -27,8 +27,8 @@ NER = "/extract/ner"
 
 
 def client_for(engine, settings: ServiceSettings | None = None, **supervisor_kw) -> TestClient:
-    def supervised(factory, templates):
-        return EngineSupervisor(factory, templates, **supervisor_kw)
+    def supervised(factory):
+        return EngineSupervisor(factory, **supervisor_kw)
 
     return TestClient(create_app(lambda: engine, settings=settings, supervisor=supervised))
 
@@ -88,7 +88,7 @@ class SlowCounting(ScriptedEngine):
 
 def test_health_answers_while_a_long_text_is_tokenized():
     async def main() -> tuple[float, int]:
-        app = create_app(SlowCounting, supervisor=lambda f, t: EngineSupervisor(f, t, probe_every_s=60))
+        app = create_app(SlowCounting, supervisor=lambda f: EngineSupervisor(f, probe_every_s=60))
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
@@ -367,7 +367,7 @@ def test_a_dead_engine_is_replaced_in_place():
         engines.append(Mortal())
         return engines[-1]
 
-    app = create_app(factory, supervisor=lambda f, t: EngineSupervisor(f, t, monitor_every_s=0.02))
+    app = create_app(factory, supervisor=lambda f: EngineSupervisor(f, monitor_every_s=0.02))
     with TestClient(app) as client:
         assert client.post("/generate", json={"instruction": "x"}).status_code == 200
         engines[0].dead = True
@@ -393,8 +393,8 @@ def test_restarts_that_keep_failing_give_up_with_a_non_zero_exit():
         engine.dead = True
         return engine
 
-    app = create_app(factory, supervisor=lambda f, t: EngineSupervisor(
-        f, t, monitor_every_s=0.02, backoff_s=(0.01,), on_give_up=codes.append))
+    app = create_app(factory, supervisor=lambda f: EngineSupervisor(
+        f, monitor_every_s=0.02, backoff_s=(0.01,), on_give_up=codes.append))
     with TestClient(app) as client:
         body = _wait_for(client, 503)
         wait_until(lambda: codes, 5, what="the supervisor giving up")
@@ -419,8 +419,8 @@ class Frozen(ScriptedEngine):
 
 def test_a_hung_engine_is_503_and_healthy_again_when_it_answers():
     engine = Frozen()
-    app = create_app(lambda: engine, supervisor=lambda f, t: EngineSupervisor(
-        f, t, monitor_every_s=0.02, probe_every_s=0.05, hung_after_s=0.3))
+    app = create_app(lambda: engine, supervisor=lambda f: EngineSupervisor(
+        f, monitor_every_s=0.02, probe_every_s=0.05, hung_after_s=0.3))
     with TestClient(app) as client:
         assert client.get("/health").status_code == 200
         engine.frozen.set()
@@ -431,11 +431,8 @@ def test_a_hung_engine_is_503_and_healthy_again_when_it_answers():
 
 
 def test_a_busy_engine_making_progress_is_healthy():
-    from ie_service.extraction.templates import TemplateRegistry
-
     engine = Frozen()
-    supervisor = EngineSupervisor(lambda: engine, TemplateRegistry.default(), probe_every_s=0.0,
-                                  hung_after_s=0.3)
+    supervisor = EngineSupervisor(lambda: engine, probe_every_s=0.0, hung_after_s=0.3)
     supervisor.start()
 
     async def main() -> list[str]:
@@ -460,7 +457,7 @@ def test_a_busy_engine_making_progress_is_healthy():
 
 
 def test_the_probe_is_one_token_at_top_priority():
-    """The probe asks for one token (bounded), at top priority where the engine takes it."""
+    """The probe asks for one token (bounded), at top priority."""
     seen = []
 
     class Recording(ScriptedEngine):
@@ -470,8 +467,8 @@ def test_the_probe_is_one_token_at_top_priority():
             seen.append((options.max_tokens, priority))
             return Generation("x", 1, 1, "length")
 
-    app = create_app(Recording, supervisor=lambda f, t: EngineSupervisor(
-        f, t, monitor_every_s=0.02, probe_every_s=0.0))
+    app = create_app(Recording, supervisor=lambda f: EngineSupervisor(
+        f, monitor_every_s=0.02, probe_every_s=0.0))
     with TestClient(app) as client:
         time.sleep(0.2)
         assert not seen  # idle, nobody asking: no probe
@@ -492,7 +489,7 @@ def test_the_monitor_probes_while_work_is_in_flight():
             seen.append(options.max_tokens)
             return Generation("x", 1, 1, "length")
 
-    app = create_app(Busy, supervisor=lambda f, t: EngineSupervisor(f, t, monitor_every_s=0.02, probe_every_s=0.0))
+    app = create_app(Busy, supervisor=lambda f: EngineSupervisor(f, monitor_every_s=0.02, probe_every_s=0.0))
     with TestClient(app):
         wait_until(lambda: seen, 3, what="a probe")
     assert seen == [1] or seen[:1] == [1]
@@ -532,8 +529,8 @@ def test_work_arriving_at_an_idle_engine_is_not_probed_at_once():
             return Generation("x", 1, 1, "length")
 
     engine = Idle()
-    app = create_app(lambda: engine, supervisor=lambda f, t: EngineSupervisor(
-        f, t, monitor_every_s=0.02, probe_every_s=0.5))
+    app = create_app(lambda: engine, supervisor=lambda f: EngineSupervisor(
+        f, monitor_every_s=0.02, probe_every_s=0.5))
     with TestClient(app) as client:
         time.sleep(0.1)
         arrived = time.monotonic()

@@ -18,8 +18,8 @@ async def generate(body: GenerateRequest, request: Request) -> GenerateResponse:
     instruction + input."""
     engine = engine_of(request)
     prompt = engine.render(body.instruction, body.input)
-    extra = {"adapter": body.adapter} if body.adapter is not None else {}
-    result = await cancel_on_disconnect(request, engine.generate(prompt, body.parameters, body.json_schema, **extra))
+    result = await cancel_on_disconnect(request, engine.generate(prompt, body.parameters, body.json_schema,
+                                                                 adapter=body.adapter))
     metrics_of(request).observe_prompts("generate", result.num_prompt_tokens, result.num_cached_tokens)
     return GenerateResponse(
         generated_text=result.text,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ...engine.supervisor import EngineSupervisor
 from ..state import metrics_of
 
 router = APIRouter()
@@ -13,7 +14,7 @@ router = APIRouter()
 @router.get("/metrics", include_in_schema=False)
 async def prometheus(request: Request) -> Response:
     metrics = metrics_of(request)
-    supervisor = getattr(request.app.state, "supervisor", None)
+    supervisor: EngineSupervisor | None = request.app.state.supervisor  # None before the lifespan
     engine = supervisor.engine if supervisor is not None else None
     if engine is not None:
         metrics.observe_engine(engine.activity())

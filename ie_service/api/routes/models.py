@@ -14,12 +14,11 @@ router = APIRouter()
 async def models(request: Request) -> ModelList:
     """The served model, then each run-time adapter (``serve --lora``) with its version."""
     engine = engine_of(request)
-    fmt = getattr(engine, "prompt_format", None)
+    fmt = engine.prompt_format
     cards = [ModelCard(id=engine.model_name, max_model_len=engine.max_model_len, replicas=engine.replicas,
-                       prompt_format=getattr(fmt, "name", None),
-                       prompt_format_reason=getattr(engine, "prompt_format_reason", None),
-                       dtype=getattr(engine, "run_dtype", None),
-                       quantization=getattr(engine, "quantization", None))]
+                       prompt_format=fmt.name if fmt is not None else None,
+                       prompt_format_reason=engine.prompt_format_reason,
+                       dtype=engine.run_dtype, quantization=engine.quantization)]
     cards += [ModelCard(id=name, max_model_len=engine.max_model_len, replicas=engine.replicas,
                         parent=engine.model_name, version=version)
               for name, version in engine.adapters.items()]

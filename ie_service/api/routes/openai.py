@@ -11,13 +11,13 @@ A non-streamed request is aborted when its client goes away; a stream stops with
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from ...admission import reserve_prompts
+from ...engine.interface import OpenAIAPI
 from ...errors import error_response, invalid_openai_request
 from ..disconnect import cancel_on_disconnect
 from ..state import engine_of, metrics_of
@@ -26,19 +26,11 @@ from ..wire import ChatRequest, CompletionRequest, OpenAIRequest
 router = APIRouter(tags=["openai"])
 
 
-class OpenAIAPI(Protocol):
-    """What ``engine.openai()`` returns."""
-
-    async def chat(self, body: Any, raw_request: Request) -> Response: ...
-
-    async def completion(self, body: Any, raw_request: Request) -> Response: ...
-
-
 REQUESTS: dict[str, type[OpenAIRequest]] = {"chat": ChatRequest, "completion": CompletionRequest}
 
 
 async def _serve(request: Request, kind: str) -> Response:
-    openai = getattr(engine_of(request), "openai", None)
+    openai = engine_of(request).openai
     if openai is None:
         return error_response("this engine has no OpenAI-compatible API", 404, openai=True)
     try:
@@ -51,7 +43,7 @@ async def _serve(request: Request, kind: str) -> Response:
         return invalid_openai_request(exc.errors())
     api: OpenAIAPI = openai()
     async with reserve_prompts(checked.n or 1):  # one prompt per choice (the guard's slot is the first)
-        answer = getattr(api, kind)(body, request)
+        answer = api.chat(body, request) if kind == "chat" else api.completion(body, request)
         if checked.stream:
             response = await answer  # the stream itself watches its client
         else:

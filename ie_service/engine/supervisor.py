@@ -17,22 +17,23 @@ a new engine started in place when the old one dies.
   ``/health`` keeps answering ``restarting``), with bounded retries and backoff. When the
   retries fail, or the engine keeps dying, :attr:`on_give_up` runs: by default the process
   exits with :data:`EXIT_ENGINE_FAILED` so that an orchestrator takes over.
+
+Callers reach the engine through :meth:`EngineSupervisor.current` (``EngineRestarting``, a
+503, while there is none); what they build over it (the API's extractor) is theirs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from ..engine import EngineUnavailable, SamplingOptions, TextEngine
-from ..extraction.extractor import Extractor
-from ..extraction.templates import TemplateRegistry
+from .generation import EngineUnavailable
+from .interface import TextEngine
+from .sampling import SamplingOptions
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,6 @@ def _exit(code: int) -> None:  # pragma: no cover - ends the process
 @dataclass
 class EngineSupervisor:
     factory: Callable[[], TextEngine]
-    templates: TemplateRegistry
     max_attempts: int = 3  # engine starts per restart before giving up
     backoff_s: tuple[float, ...] = (1.0, 4.0, 10.0)
     max_deaths: int = 5  # deaths within death_window_s: give up (a crash loop)
@@ -71,7 +71,6 @@ class EngineSupervisor:
     hung_after_s: float = 10.0
     on_give_up: Callable[[int], None] = _exit
     engine: TextEngine | None = None
-    extractor: Extractor | None = None
     state: str = "starting"
     detail: str = ""
     restarts: int = 0
@@ -92,7 +91,6 @@ class EngineSupervisor:
 
     def _install(self, engine: TextEngine) -> None:
         self.engine = engine
-        self.extractor = Extractor(engine, self.templates)
         self._probe_ok = time.monotonic()
         self._probe = None
         self.state, self.detail = "ok", ""
@@ -121,11 +119,6 @@ class EngineSupervisor:
                                    f"retry in a few seconds")
         return self.engine
 
-    def current_extractor(self) -> Extractor:
-        self.current()
-        assert self.extractor is not None
-        return self.extractor
-
     async def health(self) -> HealthVerdict:
         """The verdict, from state (bounded: never waits on the engine)."""
         if self.state != "ok" or self.engine is None:
@@ -144,7 +137,7 @@ class EngineSupervisor:
     # --- progress and probes -----------------------------------------------------------
 
     def _last_progress(self) -> float:
-        return max(self._probe_ok, float(getattr(self.engine, "last_progress", 0.0) or 0.0))
+        return max(self._probe_ok, self.engine.last_progress if self.engine is not None else 0.0)
 
     def _stalled_for(self) -> float | None:
         """Seconds a pending probe has waited with no progress anywhere, once over the limit."""
@@ -165,11 +158,10 @@ class EngineSupervisor:
         self._probe_started = time.monotonic()
         self._probe = asyncio.get_running_loop().create_task(self._probe_once(self.engine), name="engine-probe")
 
-    async def _probe_once(self, engine: Any) -> None:
+    async def _probe_once(self, engine: TextEngine) -> None:
         options = SamplingOptions(max_tokens=1, temperature=0.0)
-        kwargs = {"priority": -1} if "priority" in inspect.signature(engine.generate).parameters else {}
         try:
-            await engine.generate(engine.render("ping"), options, None, **kwargs)
+            await engine.generate(engine.render("ping"), options, None, priority=-1)
         except Exception as exc:  # a dead engine: the monitor sees it via check_health
             log.warning("engine probe failed: %s", exc)
             return
@@ -190,7 +182,7 @@ class EngineSupervisor:
             except Exception as exc:
                 await self._restart(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
                 continue
-            if self._stopping or getattr(self.engine, "in_flight", 0) == 0:
+            if self._stopping or self.engine.in_flight == 0:
                 self._busy_since = None
                 continue
             if self._busy_since is None:  # work just arrived at an idle engine: not a stall yet
@@ -202,7 +194,7 @@ class EngineSupervisor:
         self._deaths = [t for t in self._deaths if now - t < self.death_window_s] + [now]
         log.error("engine died (%s); starting a new one", reason)
         self.state, self.detail = "restarting", f"the engine died ({reason})"
-        old, self.engine, self.extractor = self.engine, None, None
+        old, self.engine = self.engine, None
         if self._probe is not None:
             self._probe.cancel()
         await asyncio.to_thread(_shutdown_quietly, old)
