@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -21,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from fakes import ScriptedEngine
 from headless_chromium import run_chromium
+from html_dom import Page, parse_page
 from ie_service.api.app import create_app
 from ie_service.api.settings import ServiceSettings
 from live_app import serve_app
@@ -55,46 +55,11 @@ def test_page_is_self_contained_and_builds_dom_from_text_only():
     assert not re.search(r"\b(innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval)\b", js)
 
 
-class Dom(HTMLParser):
-    """Text per element id, the highlighted marks, <body>'s attributes and every tag seen."""
-
-    def __init__(self, page: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.text_of: dict[str, str] = {}
-        self.marks: list[dict] = []
-        self.body: dict = {}
-        self.tags: list[str] = []
-        self._open: list[tuple[str, str | None]] = []
-        self.feed(page)
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        self.tags.append(tag)
-        if tag == "body":
-            self.body = a
-        if tag == "mark":
-            self.marks.append({**a, "text": ""})
-        if tag not in ("br", "img", "input", "meta", "link", "hr", "option"):
-            self._open.append((tag, a.get("id")))
-
-    def handle_endtag(self, tag):
-        while any(t == tag for t, _ in self._open):
-            if self._open.pop()[0] == tag:
-                break
-
-    def handle_data(self, data):
-        for tag, i in self._open:
-            if i:
-                self.text_of[i] = self.text_of.get(i, "") + data
-        if self._open and self._open[-1][0] == "mark":
-            self.marks[-1]["text"] += data
-
-
-def browse(chromium: str, tmp_path: Path, url: str, *args: str) -> tuple[Dom, list[str]]:
+def browse(chromium: str, tmp_path: Path, url: str, *args: str) -> tuple[Page, list[str]]:
     """Load ``url`` headless and wait for its fetches; the DOM and the console lines."""
     out, console = run_chromium(chromium, tmp_path, url, *args, budget_ms=30000, timeout=300,
                                 console_marks=(":CONSOLE", "Uncaught", "Content Security Policy"))
-    return Dom(out), console
+    return parse_page(out), console
 
 
 def run_url(base: str, **fields: str) -> str:

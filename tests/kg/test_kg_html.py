@@ -14,12 +14,12 @@ import re
 import shutil
 import struct
 import zlib
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from headless_chromium import run_chromium
+from html_dom import Page, parse_page as parse
 
 from ie_service.cli import main
 from ie_service.kg.build import Document, read_documents
@@ -116,51 +116,6 @@ def sample(tmp_path) -> tuple[Path, Path]:
     docs = tmp_path / "docs.jsonl"
     docs.write_text("".join(json.dumps(d) + "\n" for d in SAMPLE_DOCS))
     return triples, docs
-
-
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-
-
-class PageParser(HTMLParser):
-    """Script elements (attributes, text), every src/href, <body>'s attributes, and the text
-    of every element with an id."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.scripts: list[tuple[dict, str]] = []
-        self.links: list[str] = []
-        self.body: dict = {}
-        self.text_of: dict[str, str] = {}
-        self._open: list[tuple[str, str | None]] = []  # (tag, id) of the open elements
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        self.links += [v or "" for k, v in attrs if k in ("src", "href")]
-        if tag == "body":
-            self.body = a
-        if tag == "script":
-            self.scripts.append((a, ""))
-        if tag not in VOID:
-            self._open.append((tag, a.get("id")))
-
-    def handle_endtag(self, tag):
-        while any(t == tag for t, _ in self._open):
-            if self._open.pop()[0] == tag:
-                break
-
-    def handle_data(self, data):
-        if self._open and self._open[-1][0] == "script":
-            self.scripts[-1] = (self.scripts[-1][0], self.scripts[-1][1] + data)
-        for _, i in self._open:
-            if i:
-                self.text_of[i] = self.text_of.get(i, "") + data
-
-
-def parse(page: str) -> PageParser:
-    p = PageParser()
-    p.feed(page)
-    p.close()
-    return p
 
 
 def page_json(page: str) -> dict:
@@ -282,7 +237,7 @@ def test_vendored_library_matches_its_readme_and_script():
 # ---------------------------------------------------------------- a real headless Chromium
 
 
-def browse(chromium: str, tmp_path: Path, page: str, fragment: str = "") -> PageParser:
+def browse(chromium: str, tmp_path: Path, page: str, fragment: str = "") -> Page:
     """The DOM after the page ran, with no console output and no recorded error."""
     path = tmp_path / "graph.html"
     path.write_text(page, encoding="utf-8")
