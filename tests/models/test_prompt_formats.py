@@ -125,7 +125,7 @@ def test_a_new_family_is_one_format_file(tmp_path, monkeypatch):
     from ie_service.models.weights.lora import merged_format
     from ie_service.paths import prompts_dir
     from ie_service.training.files import renderer
-    from test_hardening_unit import FakeAsyncLLM
+    from fakes import FakeAsyncLLM
 
     prompts = tmp_path / "prompts"
     shutil.copytree(prompts_dir(), prompts)
