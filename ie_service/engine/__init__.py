@@ -2,14 +2,14 @@
 
 The public face is below. Every name is loaded on first use, so importing this package, or a
 light module of it, imports nothing heavy: ``vllm_engine`` is the only module that imports
-vllm (``Engine``; ``preflight`` in ``engine_args`` checks a start without it), ``config`` and
+vllm (``Engine``, started from the plan ``preflight`` in ``start_plan`` makes without it), ``config`` and
 ``sampling`` need pydantic.
 
 Modules: ``config`` (EngineConfig), ``generation`` (the TextEngine contract, Generation,
 errors), ``sampling`` (SamplingOptions), ``json_schema_guard`` (schema checks and
 grammar-compile bounds), ``host`` (NUMA / cgroup shape and KV cache sizing), ``parallel``
 (data / multi-node parallel layouts, CPU binding), ``engine_args`` (the engine's arguments and
-refusals, no vllm), ``sp_tokenizer`` (vLLM's sentencepiece tokenizer mode), ``vllm_engine``.
+refusals, no vllm), ``start_plan`` (a start decided: arguments, environment; no vllm), ``sp_tokenizer`` (vLLM's sentencepiece tokenizer mode), ``vllm_engine``.
 What a model folder is (inspection, prompt format, tokenizer choice, the embedded model,
 adapters, weight tools) lives in :mod:`ie_service.models`.
 """
@@ -31,7 +31,8 @@ _PUBLIC = {
     "read_host": "host",
     "HostShape": "host",
     "Engine": "vllm_engine",  # imports vllm
-    "preflight": "engine_args",
+    "preflight": "start_plan",
+    "StartPlan": "start_plan",
 }
 
 __all__ = sorted(_PUBLIC)
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from .host import HostShape, read_host
     from .json_schema_guard import check_json_schema
     from .sampling import MAX_TEMPERATURE, SamplingOptions
-    from .engine_args import preflight
+    from .start_plan import StartPlan, preflight
     from .vllm_engine import Engine
 
 
