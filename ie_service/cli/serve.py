@@ -26,9 +26,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_outstanding=args.max_outstanding,
         request_timeout_s=args.request_timeout,
     )
-    from ..engine.engine_args import preflight
+    from ..engine.start_plan import preflight
 
-    preflight(config, headless=args.headless)  # refusals before vllm is imported
+    plan = preflight(config, headless=args.headless)  # decided (and refused) before vllm is imported
     import uvicorn
 
     from ..api.app import create_app
@@ -36,8 +36,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ..engine.vllm_engine import Engine, run_follower
 
     if args.headless:
-        return run_follower(config)
-    app = create_app(lambda: Engine.start(config), settings=settings)
+        return run_follower(plan)
+    app = create_app(lambda: Engine.start(plan), settings=settings)  # every restart: the same plan
     # our middleware writes one JSON access line per request; uvicorn's own is off.
     # UVICORN_LIMITS: the h11 parser, with a bound on the request line + headers (issue 31)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,

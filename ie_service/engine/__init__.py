@@ -2,15 +2,18 @@
 
 The public face is below. Every name is loaded on first use, so importing this package, or a
 light module of it, imports nothing heavy: ``vllm_engine`` is the only module that imports
-vllm (``Engine``; ``preflight`` in ``engine_args`` checks a start without it), ``config`` and
-``sampling`` need pydantic.
+vllm (``Engine``, started from the plan that ``start_plan.preflight`` makes without it);
+``config`` and ``sampling`` need pydantic.
 
 Modules: ``interface`` (TextEngine: the engine as callers see it, and its OpenAIAPI),
-``config`` (EngineConfig), ``generation`` (Generation, activity, errors), ``supervisor`` (health
-verdicts, restarts of a dead engine), ``sampling`` (SamplingOptions), ``json_schema_guard``
-(schema checks and grammar-compile bounds), ``host`` (NUMA / cgroup shape and KV cache
-sizing), ``parallel`` (data / multi-node parallel layouts, CPU binding), ``engine_args`` (the engine's arguments and
-refusals, no vllm), ``sp_tokenizer`` (vLLM's sentencepiece tokenizer mode), ``vllm_engine``.
+``config`` (EngineConfig), ``start_plan`` (a start decided before vllm is imported: arguments,
+environment), ``engine_args`` (the engine's arguments and refusals, no vllm), ``generation``
+(Generation, activity, errors), ``supervisor`` (health verdicts, restarts of a dead engine),
+``sampling`` (SamplingOptions), ``json_schema_guard`` (schema checks and grammar-compile
+bounds), ``host`` (NUMA / cgroup shape and KV cache sizing), ``parallel`` (data / multi-node
+parallel layouts, CPU binding), ``fair_scheduler`` (vLLM's scheduler, bigger requests' prefill
+held while a smaller one runs), ``sp_tokenizer`` (vLLM's sentencepiece tokenizer mode),
+``vllm_engine``.
 What a model folder is (inspection, prompt format, tokenizer choice, the embedded model,
 adapters, weight tools) lives in :mod:`ie_service.models`.
 """
@@ -33,7 +36,8 @@ _PUBLIC = {
     "read_host": "host",
     "HostShape": "host",
     "Engine": "vllm_engine",  # imports vllm
-    "preflight": "engine_args",
+    "preflight": "start_plan",
+    "StartPlan": "start_plan",
 }
 
 __all__ = sorted(_PUBLIC)
@@ -45,7 +49,7 @@ if TYPE_CHECKING:
     from .host import HostShape, read_host
     from .json_schema_guard import check_json_schema
     from .sampling import MAX_TEMPERATURE, SamplingOptions
-    from .engine_args import preflight
+    from .start_plan import StartPlan, preflight
     from .vllm_engine import Engine
 
 

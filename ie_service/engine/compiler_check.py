@@ -20,7 +20,7 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping
 
 from ..errors import UserInputError
 
@@ -33,7 +33,7 @@ class NoCompiler(UserInputError, RuntimeError):
     """Compilation was asked for and no C++ compiler is installed."""
 
 
-def cxx_compiler(environ: MutableMapping[str, str] | None = None) -> str | None:
+def cxx_compiler(environ: Mapping[str, str] | None = None) -> str | None:
     """The C++ compiler Inductor would use (``$CXX``, else ``g++``; ``clang++`` on macOS)
     when it answers ``--version``; None when it is missing or broken."""
     environ = os.environ if environ is None else environ
@@ -45,7 +45,7 @@ def cxx_compiler(environ: MutableMapping[str, str] | None = None) -> str | None:
     return name
 
 
-def check_compiler(enforce_eager: bool, environ: MutableMapping[str, str] | None = None) -> str | None:
+def check_compiler(enforce_eager: bool, environ: Mapping[str, str] | None = None) -> str | None:
     """The compiler found (None: none). Raises :class:`NoCompiler` when ``enforce_eager`` is off
     and there is none (``serve``'s preflight runs this before vLLM is imported)."""
     environ = os.environ if environ is None else environ
@@ -56,18 +56,18 @@ def check_compiler(enforce_eager: bool, environ: MutableMapping[str, str] | None
     return found
 
 
-def _wanted(environ: MutableMapping[str, str]) -> str:
+def _wanted(environ: Mapping[str, str]) -> str:
     return environ.get("CXX") or ("clang++" if sys.platform == "darwin" else "g++")
 
 
-def apply_compiler_check(enforce_eager: bool, environ: MutableMapping[str, str] | None = None) -> bool:
-    """Set ``TORCHDYNAMO_DISABLE=1`` in ``environ`` (the engine processes' environment, default
-    ``os.environ``) when no C++ compiler is found; returns whether it did. A value the user set
-    is kept. Raises :class:`NoCompiler` as :func:`check_compiler` does."""
+def compiler_environment(enforce_eager: bool, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The engine processes' environment change for the compiler found (the one check per
+    start): ``TORCHDYNAMO_DISABLE=1`` when there is none and ``environ`` (default
+    ``os.environ``) does not set it already (a value the user set is kept), else nothing.
+    Raises :class:`NoCompiler` as :func:`check_compiler` does."""
     environ = os.environ if environ is None else environ
-    if DISABLE_ENV in environ or check_compiler(enforce_eager, environ) is not None:
-        return False
-    environ[DISABLE_ENV] = "1"
+    if check_compiler(enforce_eager, environ) is not None or DISABLE_ENV in environ:
+        return {}
     log.info("no C++ compiler (%s not found): vLLM's torch.compile'd sampler helpers run as plain "
              "PyTorch (%s=1 for the engine processes; install g++ to compile them)", _wanted(environ), DISABLE_ENV)
-    return True
+    return {DISABLE_ENV: "1"}

@@ -1,8 +1,8 @@
 """The arguments the engine is built with, and every refusal of them, computed without vLLM.
 
-``serve`` runs :func:`preflight` before anything imports vllm (about 10 s), so a model, memory
-or parallel layout that cannot start is refused in a second, naming the flag to change.
-:mod:`ie_service.engine.vllm_engine` builds ``AsyncEngineArgs`` from :func:`engine_kwargs`.
+``serve``'s :func:`~ie_service.engine.start_plan.preflight` computes them before anything
+imports vllm (about 10 s), so a model, memory or parallel layout that cannot start is refused
+in a second, naming the flag to change; the engine is built from the plan's arguments.
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ import psutil
 
 from ..errors import UserInputError
 from ..models.adapters import RuntimeAdapter, parse_lora
-from ..models.embedded import resolve_embedded
 from ..models.footprint import ModelFootprint
 from ..models.folder import BrokenModelFolder, NotAModelFolder, check_weight_files
 from ..models.inspection import ModelInspection, inspect_model, plan_dtype
-from ..models.tokenizer_choice import MODE as SENTENCEPIECE, choose_tokenizer
-from .compiler_check import check_compiler
+from ..models.tokenizer_choice import MODE as SENTENCEPIECE, TokenizerChoice, choose_tokenizer
 from .config import EngineConfig
 from .host import GiB, HostShape, plan_kv_cache, read_host
 from .parallel import ParallelPlan, check_parallel, local_cpu_groups
@@ -177,11 +175,11 @@ def memory_kwargs(config: EngineConfig, model_path: str, dtype: str, plan: Paral
     return {"kv_cache_memory_bytes": kv.kv_cache_bytes}
 
 
-def tokenizer_kwargs(config: EngineConfig, model_path: str) -> dict[str, Any]:
-    """vLLM's tokenizer mode for the folder (:func:`~ie_service.engine.sp_tokenizer.choose_tokenizer`):
-    nothing for the fast tokenizer; the registered sentencepiece mode otherwise, with the
-    ``hf_overrides`` that makes vLLM's spawned engine core register it too."""
-    choice = choose_tokenizer(config.tokenizer or model_path, config.tokenizer_mode)
+def tokenizer_kwargs(choice: TokenizerChoice) -> dict[str, Any]:
+    """vLLM's tokenizer mode for the tokenizer chosen
+    (:func:`~ie_service.models.tokenizer_choice.choose_tokenizer`): nothing for the fast
+    tokenizer; the registered sentencepiece mode otherwise, with the ``hf_overrides`` that
+    makes vLLM's spawned engine core register it too."""
     if choice.mode != SENTENCEPIECE:
         return {}
     from .sp_tokenizer import keep_hf_config  # imports vllm: only for the folders that need the mode
@@ -208,15 +206,29 @@ def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
                   environ: Mapping[str, str] | None = None,
                   headless: bool = False,
                   inspection: ModelInspection | None = None) -> dict[str, Any]:
-    """Everything :class:`AsyncEngineArgs` (or ``vllm.LLM``) is built with. Pure apart
-    from reading the host (``host`` injects it) and the model folder (``inspection``), so
-    tests check it without an engine. Raises :class:`ModelRefused` for a checkpoint vLLM
-    refuses (naming the fix), :class:`~ie_service.engine.parallel.ParallelismError` for a
-    parallel layout that cannot start."""
+    """Everything :class:`AsyncEngineArgs` (or ``vllm.LLM``) is built with, the folder
+    inspected and the tokenizer chosen here (a start has them in its
+    :class:`~ie_service.engine.start_plan.StartPlan`). Pure apart from reading the host
+    (``host`` injects it) and the model folder (``inspection``), so tests check it without
+    an engine; raises as :func:`vllm_kwargs`."""
     if on_cpu and host is None:
         host = read_host()
     if inspection is None:
         inspection = inspect_for(config, model_path, on_cpu=on_cpu, host=host)
+    return vllm_kwargs(config, model_path, on_cpu=on_cpu, host=host, environ=environ, headless=headless,
+                       inspection=inspection, block=block_size_choice(config, on_cpu=on_cpu),
+                       tokenizer=choose_tokenizer(config.tokenizer or model_path, config.tokenizer_mode))
+
+
+def vllm_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool, host: HostShape | None,
+                environ: Mapping[str, str] | None, headless: bool, inspection: ModelInspection | None,
+                block: tuple[int | None, str], tokenizer: TokenizerChoice) -> dict[str, Any]:
+    """The engine arguments for the inspection made, the KV block chosen
+    (:func:`block_size_choice`) and the tokenizer chosen. Raises :class:`UnknownQuantization`,
+    :class:`ModelRefused` for a checkpoint vLLM refuses (naming the fix),
+    :class:`~ie_service.engine.parallel.ParallelismError` for a parallel layout that cannot
+    start, :class:`~ie_service.engine.host.KVCacheDoesNotFit` for memory."""
+    check_quantization(config.quantization)
     if inspection is not None and inspection.refusal:
         raise ModelRefused(inspection.refusal)
     plan = check_parallel(config, model_path, on_cpu=on_cpu, host=host, headless=headless)
@@ -256,9 +268,8 @@ def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
         kwargs["max_num_seqs"] = config.max_num_seqs
     if config.long_prefill_token_threshold:
         kwargs["long_prefill_token_threshold"] = config.long_prefill_token_threshold
-    block_size, _ = block_size_choice(config, on_cpu=on_cpu)
-    if block_size is not None:
-        kwargs["block_size"] = block_size
+    if block[0] is not None:
+        kwargs["block_size"] = block[0]
     if config.quantization:
         kwargs["quantization"] = config.quantization
     elif quant is not None and quant.pass_flag:
@@ -266,16 +277,8 @@ def engine_kwargs(config: EngineConfig, model_path: str, *, on_cpu: bool,
     kwargs.update(lora_engine_kwargs(parse_lora(config.lora)))  # serve --lora: run-time adapters
     kwargs.update(memory_kwargs(config, model_path, dtype, plan, on_cpu=on_cpu, host=host, environ=environ,
                                 quantized=quant is not None))
-    kwargs.update(tokenizer_kwargs(config, model_path))  # last: the sentencepiece mode imports vllm
+    kwargs.update(tokenizer_kwargs(tokenizer))  # last: the sentencepiece mode imports vllm
     return kwargs
-
-
-def resolve_model(config: EngineConfig) -> tuple[str, str]:
-    """(model path, served name); the embedded model is converted once if needed."""
-    embedded = resolve_embedded(config.model)
-    if embedded is not None:
-        return str(embedded[0]), config.served_model_name or embedded[1]
-    return config.model, config.served_model_name or config.model
 
 
 class UnknownQuantization(UserInputError, ValueError):
@@ -312,46 +315,3 @@ def check_quantization(method: str | None) -> None:
     if known is not None and method not in known:
         raise UnknownQuantization(f"--quantization {method!r}: vLLM has no such method; choose one of "
                                   f"{', '.join(known)} (or leave it out: the folder's config says)")
-
-
-def preflight(config: EngineConfig, headless: bool = False) -> dict[str, Any]:
-    """The engine arguments, computed (and the memory and parallel layout checked) without
-    starting vLLM: raises :class:`~ie_service.engine.host.KVCacheDoesNotFit` naming
-    ``--kv-cache-gib``, :class:`~ie_service.engine.parallel.ParallelismError` naming the
-    parallel flag to change, :class:`UnknownQuantization`, and
-    :class:`~ie_service.models.folder.BrokenModelFolder` for a config or weight file
-    that is not what it claims, :class:`~ie_service.engine.compiler_check.NoCompiler` for
-    compilation asked for without a C++ compiler."""
-    check_quantization(config.quantization)
-    check_compiler(config.enforce_eager)
-    model_path, _ = resolve_model(config)
-    if Path(model_path).is_dir():
-        check_weight_files(model_path)
-    on_cpu = is_cpu_backend()
-    host = read_host() if on_cpu else None
-    inspection = inspect_and_log(config, model_path, on_cpu, host)
-    return engine_kwargs(config, model_path, on_cpu=on_cpu, host=host, headless=headless, inspection=inspection)
-
-
-def log_block_size(config: EngineConfig, on_cpu: bool) -> None:
-    """One start line: the KV block size and why (like the CPU layout's)."""
-    size, why = block_size_choice(config, on_cpu=on_cpu)
-    log.info("KV cache block: %s (%s)", f"{size} tokens" if size else "vLLM's default", why)
-
-
-_INSPECTED: dict[tuple[Any, ...], ModelInspection | None] = {}
-
-
-def inspect_and_log(config: EngineConfig, model_path: str, on_cpu: bool,
-                     host: HostShape | None) -> ModelInspection | None:
-    """The inspection, logged once per process: ``serve``'s preflight and the engine start
-    (and every restart) share it."""
-    key = (model_path, config.dtype, config.served_model_name, config.tensor_parallel_size, on_cpu)  # what inspect_for reads
-    if key in _INSPECTED:
-        return _INSPECTED[key]
-    inspection = _INSPECTED[key] = inspect_for(config, model_path, on_cpu=on_cpu, host=host)
-    if inspection is not None:
-        log.info("%s", inspection.describe())
-        for warning in inspection.warnings:
-            log.warning("%s", warning)
-    return inspection

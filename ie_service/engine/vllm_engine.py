@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from vllm import SamplingParams
@@ -32,104 +31,21 @@ from ..models.adapters import check_adapter, parse_lora
 from ..models.inspection import ModelInspection
 from ..models.prompt_formats import choose_format
 from ..models.sidecar import adapter_answer_shape, answer_shape_of
-from ..models.tokenizer_choice import choose_tokenizer
-from .compiler_check import apply_compiler_check
 from .config import EngineConfig
-from .cpu_runtime import apply_preload
-from .engine_args import (KV_CACHE_SPACE_ENV, STRUCTURED_OUTPUTS, env_kv_cache_gib, inspect_and_log,
-                          engine_kwargs, is_cpu_backend, log_block_size, resolve_model)
+from .engine_args import STRUCTURED_OUTPUTS
 from .generation import EngineActivity, EngineUnavailable, Generation, PromptTooLong, char_offsets
-from .host import HostShape, read_host
 from .interface import OpenAIAPI
 from .json_schema_guard import GrammarCompileGuard
-from .parallel import ParallelPlan, is_ip_address, thread_binding
 from .sampling import SamplingOptions
+from .start_plan import StartPlan
 
 log = logging.getLogger(__name__)
 
 
-RESERVED_CPU_ENV = "VLLM_CPU_NUM_OF_RESERVED_CPU"
-# vLLM keeps one CPU per local worker for the engine core process and gives the model the
-# rest. With one worker on at most this many CPUs that core is a large share of the compute:
-# on 2 CPUs the model then runs on one. Measured on 2 cores (benchmarks/bench_cpu_layout.py,
-# grounded NER, 48 WNUT-17 sentences): every CPU for the model is 1.47x the sentences/s at
-# 16 in flight and 1.57x at 1, the same greedy outputs 48/48. Bigger hosts keep vLLM's default
-# (one core of many costs little, and the model's threads would share it with the engine core).
-SMALL_HOST_CPUS = 4
-
-
-def worker_cpus(host: HostShape) -> int:
-    """The CPUs vLLM's own binding gives one worker: those of its memory node that this
-    process may use (all allowed CPUs without NUMA information)."""
-    node = host.memory_node()
-    allowed = set(host.allowed_cpus)
-    if node is not None and node.cpus:
-        return len([c for c in node.cpus if not allowed or c in allowed]) or host.cores
-    return host.cores
-
-
-def cpu_environment(config: EngineConfig, host: HostShape,
-                    environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
-    """Environment changes for the CPU engine's processes (None = unset): a group of CPUs
-    per local worker (:func:`~ie_service.engine.parallel.thread_binding`; a binding the user
-    set is kept); for one worker on a small host, every CPU for the model
-    (``VLLM_CPU_NUM_OF_RESERVED_CPU=0``, see :data:`SMALL_HOST_CPUS`); and no
-    ``VLLM_CPU_KVCACHE_SPACE`` when ``--kv-cache-gib`` is given (vLLM would let the variable
-    override the flag)."""
-    environ = os.environ if environ is None else environ
-    changes: dict[str, str | None] = {}
-    binding = thread_binding(ParallelPlan.of(config), host)
-    if binding is not None and "VLLM_CPU_OMP_THREADS_BIND" not in environ:
-        changes["VLLM_CPU_OMP_THREADS_BIND"] = binding
-    if (binding is None and RESERVED_CPU_ENV not in environ and "VLLM_CPU_OMP_THREADS_BIND" not in environ
-            and worker_cpus(host) <= SMALL_HOST_CPUS):
-        changes[RESERVED_CPU_ENV] = "0"
-    if config.kv_cache_gib is not None and env_kv_cache_gib(environ) is not None:
-        changes[KV_CACHE_SPACE_ENV] = None
-    return changes
-
-
-def network_environment(config: EngineConfig, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``VLLM_HOST_IP`` when every node runs on this host: vLLM otherwise guesses the address
-    its processes connect to from the default route, which is not loopback."""
-    environ = os.environ if environ is None else environ
-    if "VLLM_HOST_IP" in environ or not ParallelPlan.of(config).all_nodes_on_this_host:
-        return {}
-    return {"VLLM_HOST_IP": config.master_addr if is_ip_address(config.master_addr) else "127.0.0.1"}
-
-
-def _apply_environment(config: EngineConfig, host: HostShape | None) -> None:
-    changes: dict[str, str | None] = dict(network_environment(config))
-    if host is not None:
-        changes.update(cpu_environment(config, host))
-    for key, value in changes.items():
-        if value is None:
-            log.warning("%s is ignored: --kv-cache-gib is given", key)
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    if RESERVED_CPU_ENV in changes and host is not None:
-        log.info("CPU layout: %d CPUs for one worker: all of them run the model (%s=0; vLLM "
-                 "would keep one for its engine core; set the variable to choose)",
-                 worker_cpus(host), RESERVED_CPU_ENV)
-
-
-def _engine_args(config: EngineConfig, model_path: str, host: HostShape | None = None,
-                 headless: bool = False, inspection: ModelInspection | None = None) -> AsyncEngineArgs:
-    return AsyncEngineArgs(**engine_kwargs(config, model_path, on_cpu=is_cpu_backend(), host=host,
-                                           headless=headless, inspection=inspection))
-
-
-def _prepare_host(config: EngineConfig) -> HostShape | None:
-    """Read the host (CPU backend) and set the engine processes' environment."""
-    host = None
-    if is_cpu_backend():
-        host = read_host()
-        log.info("host:\n%s", host.describe())
-        apply_preload()  # Intel OpenMP + tcmalloc in the engine core's LD_PRELOAD (issue 21)
-    apply_compiler_check(config.enforce_eager)  # no g++: vLLM's compiled sampler helpers run eagerly
-    _apply_environment(config, host)
-    return host
+def _engine_args(plan: StartPlan) -> AsyncEngineArgs:
+    """vLLM's arguments as the plan has them; its processes' environment set first."""
+    plan.apply_environment()
+    return AsyncEngineArgs(**plan.engine_arguments())
 
 
 LEADER_CHECK_S = 5.0
@@ -151,17 +67,16 @@ def _watch_leader(address: str, port: int, stop: Callable[[], None]) -> None:
     stop()
 
 
-def run_follower(config: EngineConfig) -> int:
+def run_follower(plan: StartPlan) -> int:
     """Node rank 1 or more of a multi-node tensor-parallel engine (``serve --headless``): run
     this node's workers (vLLM's own headless mode) until the leader (node rank 0) goes away;
     then exit 1, so a supervisor restarts it to wait for the next leader."""
     from vllm.usage.usage_lib import UsageContext
     from vllm.v1.executor.multiproc_executor import MultiprocExecutor
 
-    model_path, _ = resolve_model(config)
-    host = _prepare_host(config)
-    vllm_config = _engine_args(config, model_path, host, headless=True).create_engine_config(
-        usage_context=UsageContext.OPENAI_API_SERVER, headless=True)
+    config = plan.config
+    vllm_config = _engine_args(plan).create_engine_config(usage_context=UsageContext.OPENAI_API_SERVER,
+                                                          headless=True)
     log.info("node %d of %d: %d engine worker(s), leader at %s:%d", config.node_rank, config.nnodes,
              vllm_config.parallel_config.world_size // config.nnodes, config.master_addr, config.master_port)
     executor = MultiprocExecutor(vllm_config, monitor_workers=False)
@@ -273,18 +188,13 @@ class Engine:
         return self.config.quantization or (q.method if q is not None else None)
 
     @classmethod
-    def start(cls, config: EngineConfig) -> "Engine":
-        """Start vLLM (spawns worker processes: callers need a ``__main__`` guard)."""
-        model_path, name = resolve_model(config)
-        host = _prepare_host(config)
-        inspection = inspect_and_log(config, model_path, is_cpu_backend(), host)
-        choice = choose_tokenizer(config.tokenizer or model_path, config.tokenizer_mode)
-        log.info("tokenizer: %s (%s)", choice.mode, choice.reason)
-        log_block_size(config, is_cpu_backend())
+    def start(cls, plan: StartPlan) -> "Engine":
+        """Start vLLM as ``plan`` (:func:`~ie_service.engine.start_plan.preflight`) says; a
+        restart applies the same plan (spawns worker processes: callers need a ``__main__``
+        guard)."""
         steps = StepStats()
-        llm = AsyncLLM.from_engine_args(_engine_args(config, model_path, host, inspection=inspection),
-                                        stat_loggers=[steps.logger_factory()])
-        return cls(llm, config, model_path, name, steps, inspection)
+        llm = AsyncLLM.from_engine_args(_engine_args(plan), stat_loggers=[steps.logger_factory()])
+        return cls(llm, plan.config, plan.model_path, plan.served_name, steps, plan.inspection)
 
     @property
     def last_progress(self) -> float:

@@ -4,8 +4,8 @@ picks and why (:mod:`~ie_service.models.prompt_formats`), the answer shape it wa
 to write (:mod:`~ie_service.models.sidecar`), the dtype it will run in and the memory that
 takes, and why the engine would refuse it.
 
-Every engine start goes through :func:`inspect_model` (``Engine.start`` / ``preflight``
-log :meth:`ModelInspection.describe`); ``ie-service inspect-model DIR`` prints it.
+Every engine start goes through :func:`inspect_model` once (``serve``'s ``preflight``
+logs :meth:`ModelInspection.describe`); ``ie-service inspect-model DIR`` prints it.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from conftest import LOGS
-from ie_service.engine.compiler_check import (DISABLE_ENV, NoCompiler, apply_compiler_check, check_compiler,
+from ie_service.engine.compiler_check import (DISABLE_ENV, NoCompiler, check_compiler, compiler_environment,
                                               cxx_compiler)
 from ie_service.local_server import local_server
 
@@ -37,23 +37,21 @@ def test_the_compiler_named_by_cxx_is_used_when_it_answers(fake_cxx):
 
 
 def test_no_compiler_turns_dynamo_off_for_the_engine_processes():
-    env = {"CXX": MISSING}
-    assert apply_compiler_check(enforce_eager=True, environ=env) is True
-    assert env[DISABLE_ENV] == "1"
+    assert compiler_environment(enforce_eager=True, environ={"CXX": MISSING}) == {DISABLE_ENV: "1"}
 
 
 def test_a_working_compiler_or_the_users_choice_changes_nothing(fake_cxx):
-    env = {"CXX": fake_cxx["good"]}
-    assert apply_compiler_check(True, env) is False and DISABLE_ENV not in env
-    env = {"CXX": MISSING, DISABLE_ENV: "0"}
-    assert apply_compiler_check(True, env) is False and env[DISABLE_ENV] == "0"
+    assert compiler_environment(True, {"CXX": fake_cxx["good"]}) == {}
+    assert compiler_environment(True, {"CXX": MISSING, DISABLE_ENV: "0"}) == {}
 
 
 def test_compiling_without_a_compiler_is_refused_before_start():
     with pytest.raises(NoCompiler, match=r"--no-enforce-eager .* /nonexistent/g\+\+ was not found"):
         check_compiler(enforce_eager=False, environ={"CXX": MISSING})
     with pytest.raises(NoCompiler):
-        apply_compiler_check(False, {"CXX": MISSING})
+        compiler_environment(False, {"CXX": MISSING})
+    with pytest.raises(NoCompiler):  # the user's TORCHDYNAMO_DISABLE does not let compilation start without one
+        compiler_environment(False, {"CXX": MISSING, DISABLE_ENV: "1"})
 
 
 @pytest.mark.engine

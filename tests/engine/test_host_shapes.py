@@ -14,7 +14,7 @@ import pytest
 
 from fake_hosts import AVX2, AVX512_BF16, SMOL, SMOL_KV_PER_TOKEN_BF16, fake_host, fake_model, vllm_args
 from ie_service.engine.engine_args import KV_CACHE_SPACE_ENV, engine_kwargs, resolve_dtype
-from ie_service.engine.vllm_engine import _engine_args, cpu_environment
+from ie_service.engine.start_plan import cpu_environment, preflight
 from ie_service.engine.config import EngineConfig
 from ie_service.engine.host import (
     GiB,
@@ -212,12 +212,16 @@ def test_vllm_kvcache_env_is_checked_and_the_flag_wins(tmp_path, smol):
 
 
 def test_engine_args_object_carries_the_size(tmp_path, smol, monkeypatch):
-    import ie_service.engine.vllm_engine as engine
+    import ie_service.engine.start_plan as start_plan
+    from ie_service.engine.vllm_engine import _engine_args
 
-    monkeypatch.setattr(engine, "is_cpu_backend", lambda: True)
+    monkeypatch.setattr(start_plan, "check_weight_files", lambda folder: None)  # smol's weights are a sparse file
     host = fake_host(tmp_path, nodes=((8.21, 5.76, "0-1"), (8, 7.5, ""), (8, 7.9, ""))).read()
     monkeypatch.delenv(KV_CACHE_SPACE_ENV, raising=False)
-    args = _engine_args(EngineConfig(), smol, host)
+    plan = preflight(EngineConfig(model=smol), on_cpu=True, host=host)
+    for key in plan.environment:  # what _engine_args sets: put back after the test
+        monkeypatch.delenv(key, raising=False)
+    args = _engine_args(plan)
     assert args.kv_cache_memory_bytes == GiB
 
 

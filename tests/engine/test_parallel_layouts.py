@@ -13,7 +13,7 @@ from ie_service.engine.config import EngineConfig
 from ie_service.engine.host import MiB, RUNTIME_RESERVE_BYTES, GiB
 from ie_service.engine.parallel import ParallelismError, ParallelPlan, check_parallel, is_loopback, thread_binding
 from ie_service.engine.engine_args import engine_kwargs
-from ie_service.engine.vllm_engine import cpu_environment, network_environment
+from ie_service.engine.start_plan import cpu_environment, network_environment
 
 EVEN = dict(SMOL, num_attention_heads=12, num_key_value_heads=4)  # the embedded model, padded
 

@@ -50,12 +50,14 @@ def test_folder_without_tokenizer_model_stays_fast(tmp_path):
 
 def test_engine_kwargs_pick_the_registered_mode(sp_folder, tmp_path):
     from ie_service.engine.config import EngineConfig
-    from ie_service.engine.engine_args import tokenizer_kwargs
+    from ie_service.engine.engine_args import engine_kwargs
 
-    kwargs = tokenizer_kwargs(EngineConfig(model=str(sp_folder)), str(sp_folder))
-    assert kwargs["tokenizer_mode"] == "sentencepiece"
-    assert tokenizer_kwargs(EngineConfig(model=str(sp_folder), tokenizer_mode="fast"), str(sp_folder)) == {}
-    assert tokenizer_kwargs(EngineConfig(model=str(tmp_path)), str(tmp_path)) == {}
+    def kwargs(folder, **config):
+        return engine_kwargs(EngineConfig(model=str(folder), **config), str(folder), on_cpu=False, environ={})
+
+    assert kwargs(sp_folder)["tokenizer_mode"] == "sentencepiece"
+    assert "tokenizer_mode" not in kwargs(sp_folder, tokenizer_mode="fast")
+    assert "tokenizer_mode" not in kwargs(tmp_path)
 
 
 def test_encoder_equals_sentencepiece_with_bos(sp_folder, sp):
