@@ -4,7 +4,7 @@ picks and why (:mod:`~ie_service.models.prompt_formats`), the answer shape it wa
 to write (:mod:`~ie_service.models.sidecar`), the dtype it will run in and the memory that
 takes, and why the engine would refuse it.
 
-Every engine start goes through :func:`inspect_model` once (``serve``'s ``preflight``
+Every engine start goes through :func:`inspect_for_start` once (``serve``'s ``preflight``
 logs :meth:`ModelInspection.describe`); ``ie-service inspect-model DIR`` prints it.
 """
 
@@ -125,8 +125,6 @@ def inspect_model(path: str | Path, *, dtype: str = AUTO, on_cpu: bool = True, h
     text = text_config(config)
     if native_bf16 is None:
         native_bf16 = bool(host and host.native_bf16)
-    if cpu_4bit_kernels is None:
-        cpu_4bit_kernels = not on_cpu or host is None or has_cpu_4bit_kernels(host.cpu_flags)
     tokens = special_tokens(folder)
     chat = has_chat_template(folder)
     quant = quantization_of(folder, config)
@@ -141,6 +139,8 @@ def inspect_model(path: str | Path, *, dtype: str = AUTO, on_cpu: bool = True, h
         warnings.append("no tokenizer files (tokenizer.json / tokenizer.model): pass --tokenizer")
     if shape_warning:
         warnings.append(shape_warning)
+    if cpu_4bit_kernels is None:
+        cpu_4bit_kernels = not on_cpu or host is None or has_cpu_4bit_kernels(host.cpu_flags)
     refused = None if quant is None else refusal(folder, quant, text, tensor_parallel_size=tensor_parallel_size,
                                                  on_cpu=on_cpu, cpu_4bit_kernels=cpu_4bit_kernels)
     archs = text.get("architectures") or config.get("architectures") or []
@@ -155,3 +155,18 @@ def inspect_model(path: str | Path, *, dtype: str = AUTO, on_cpu: bool = True, h
         files=sorted(p.name for p in folder.iterdir() if p.is_file()),
         warnings=warnings, refusal=refused,
     )
+
+
+def inspect_for_start(model: str, *, dtype: str, on_cpu: bool, host: CpuFacts | None,
+                      served_name: str | None = None,
+                      tensor_parallel_size: int = 1) -> tuple[ModelInspection | None, str]:
+    """(the inspection an engine starts with, the dtype it runs in). A model that is not a
+    local folder with a ``config.json`` (a hub id) has no inspection; its dtype is planned
+    without the folder's facts. A ``config.json`` that is not a model config raises
+    :class:`~ie_service.models.folder.BrokenModelFolder` (never a hub id)."""
+    if not (Path(model) / "config.json").is_file():  # what inspect_model would refuse as NotAModelFolder
+        native_bf16 = bool(on_cpu and host is not None and host.native_bf16)
+        return None, plan_dtype(dtype, "unknown", on_cpu=on_cpu, native_bf16=native_bf16, quantized=False)[0]
+    inspection = inspect_model(model, dtype=dtype, on_cpu=on_cpu, host=host, served_name=served_name,
+                               tensor_parallel_size=tensor_parallel_size)
+    return inspection, inspection.run_dtype
