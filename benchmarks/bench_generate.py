@@ -65,7 +65,8 @@ def bench_vllm_offline(model: str, prompts: list[str], max_tokens: int, dtype: s
     from vllm import LLM, SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
-    from ie_service.engine.engine_args import engine_kwargs, is_cpu_backend
+    from ie_service.engine.backend import is_cpu_backend
+    from ie_service.engine.start_plan import engine_kwargs
     from ie_service.engine.config import EngineConfig
 
     config = EngineConfig(model=model, dtype=dtype, kv_cache_gib=kv_cache_gib)

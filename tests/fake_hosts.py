@@ -85,3 +85,14 @@ def vllm_args(kwargs):
     from vllm.engine.arg_utils import AsyncEngineArgs
 
     return AsyncEngineArgs(**kwargs)
+
+
+def layout_environment(config, host, environ):
+    """The CPU layout's environment a start computes for ``config`` on ``host``: the thread
+    binding of its parallel plan and the legacy KV cache variable read from ``environ``."""
+    from ie_service.engine.kv_cache import env_kv_cache_gib
+    from ie_service.engine.parallel import ParallelPlan, thread_binding
+    from ie_service.engine.process_env import cpu_environment
+
+    return cpu_environment(config, host, thread_binding(ParallelPlan.of(config), host), environ,
+                           env_kv_cache_gib(environ))

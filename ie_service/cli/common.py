@@ -133,7 +133,7 @@ def _check_model_folder(flag: str, value: str | None, needs: str) -> None:
 def check_engine_config(config: EngineConfig) -> None:
     """What the engine would only find out after it started: an unknown dtype, prompt
     format or quantization method, a model path that is not a model folder."""
-    from ..engine.engine_args import check_quantization
+    from ..engine.quantization_methods import check_quantization
     from ..models.prompt_formats import AUTO, CHAT, UnknownPromptFormat, available_formats, load_file_format
 
     if config.dtype not in DTYPES:

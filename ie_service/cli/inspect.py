@@ -10,10 +10,10 @@ from .common import DTYPES
 
 
 def _on_cpu(backend: str) -> bool:
-    """``auto``: the backend ``serve`` starts on (:func:`~ie_service.engine.engine_args.is_cpu_backend`)."""
+    """``auto``: the backend ``serve`` starts on (:func:`~ie_service.engine.backend.is_cpu_backend`)."""
     if backend != "auto":
         return backend == "cpu"
-    from ..engine.engine_args import is_cpu_backend
+    from ..engine.backend import is_cpu_backend
 
     return is_cpu_backend()
 

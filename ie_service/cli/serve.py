@@ -26,7 +26,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_outstanding=args.max_outstanding,
         request_timeout_s=args.request_timeout,
     )
-    from ..engine.start_plan import preflight
+    from ..engine.prestart import preflight
 
     plan = preflight(config, headless=args.headless)  # decided (and refused) before vllm is imported
     import uvicorn
@@ -35,14 +35,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ..api.guard import UVICORN_LIMITS
     from ..engine.vllm_engine import Engine, run_follower
 
-    if args.headless:
-        return run_follower(plan)
-    app = create_app(lambda: Engine.start(plan), settings=settings)  # every restart: the same plan
-    # our middleware writes one JSON access line per request; uvicorn's own is off.
-    # UVICORN_LIMITS: the h11 parser, with a bound on the request line + headers (issue 31)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
-                **UVICORN_LIMITS)
-    return 0
+    if not args.headless:
+        app = create_app(lambda: Engine.start(plan), settings=settings)  # every restart: the same plan
+        # our middleware writes one JSON access line per request; uvicorn's own is off.
+        # UVICORN_LIMITS: the h11 parser, with a bound on the request line + headers (issue 31)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
+                    **UVICORN_LIMITS)
+        return 0
+    return run_follower(plan)  # a follower node: its engine workers only, no HTTP
 
 
 def cmd_prepare_model(args: argparse.Namespace) -> int:

@@ -2,16 +2,19 @@
 
 The public face is below. Every name is loaded on first use, so importing this package, or a
 light module of it, imports nothing heavy: ``vllm_engine`` is the only module that imports
-vllm (``Engine``, started from the plan that ``start_plan.preflight`` makes without it);
+vllm (``Engine``, started from the plan that ``prestart.preflight`` makes without it);
 ``config`` and ``sampling`` need pydantic.
 
 Modules: ``interface`` (TextEngine: the engine as callers see it, and its OpenAIAPI),
-``config`` (EngineConfig), ``start_plan`` (a start decided before vllm is imported: arguments,
-environment), ``engine_args`` (the engine's arguments and refusals, no vllm), ``generation``
-(Generation, activity, errors), ``supervisor`` (health verdicts, restarts of a dead engine),
-``sampling`` (SamplingOptions), ``json_schema_guard`` (schema checks and grammar-compile
-bounds), ``host`` (NUMA / cgroup shape and KV cache sizing), ``parallel`` (data / multi-node
-parallel layouts, CPU binding), ``fair_scheduler`` (vLLM's scheduler, bigger requests' prefill
+``config`` (EngineConfig), ``prestart`` (what ``serve`` checks before vllm is imported: the
+compiler, the model's location, the host), ``start_plan`` (a start decided, each decision once,
+in order: ``backend`` (the platform, the KV block), ``quantization_methods``, ``parallel``
+(data / multi-node parallel layouts, CPU layout and binding), ``kv_cache`` (the KV cache size),
+``engine_args`` (vLLM's arguments assembled from those values, no vllm), then ``process_env``
+(the engine processes' environment)), ``generation`` (Generation, activity, errors),
+``supervisor`` (health verdicts, restarts of a dead engine), ``sampling`` (SamplingOptions),
+``json_schema_guard`` (schema checks and grammar-compile bounds), ``host`` (NUMA / cgroup
+shape and KV cache sizing), ``fair_scheduler`` (vLLM's scheduler, bigger requests' prefill
 held while a smaller one runs), ``sp_tokenizer`` (vLLM's sentencepiece tokenizer mode),
 ``vllm_engine``.
 What a model folder is (inspection, prompt format, tokenizer choice, the embedded model,
@@ -36,7 +39,7 @@ _PUBLIC = {
     "read_host": "host",
     "HostShape": "host",
     "Engine": "vllm_engine",  # imports vllm
-    "preflight": "start_plan",
+    "preflight": "prestart",
     "StartPlan": "start_plan",
 }
 
@@ -49,7 +52,8 @@ if TYPE_CHECKING:
     from .host import HostShape, read_host
     from .json_schema_guard import check_json_schema
     from .sampling import MAX_TEMPERATURE, SamplingOptions
-    from .start_plan import StartPlan, preflight
+    from .prestart import preflight
+    from .start_plan import StartPlan
     from .vllm_engine import Engine
 
 

@@ -7,8 +7,8 @@
   ``ie-service serve --headless`` (engine workers only).
 
 Everything here is pure (no vllm import): :func:`check_parallel` refuses combinations that
-cannot start, with the flag to change, before any process is spawned; :func:`thread_binding`
-computes ``VLLM_CPU_OMP_THREADS_BIND`` for the workers of this host.
+cannot start, with the flag to change, before any process is spawned; :func:`cpu_layout`
+gives each worker of this host its CPUs and computes ``VLLM_CPU_OMP_THREADS_BIND``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class ParallelPlan:
     nnodes: int = 1
     node_rank: int = 0
     all_nodes_on_this_host: bool = True  # the master address is a loopback address
+    local_address: str = "127.0.0.1"  # what every node's processes connect to when all run here
 
     @property
     def world_size(self) -> int:
@@ -60,7 +61,8 @@ class ParallelPlan:
     @classmethod
     def of(cls, config: EngineConfig) -> "ParallelPlan":
         return cls(config.tensor_parallel_size, config.data_parallel_size, config.nnodes,
-                   config.node_rank, is_loopback(config.master_addr))
+                   config.node_rank, is_loopback(config.master_addr),
+                   config.master_addr if is_ip_address(config.master_addr) else "127.0.0.1")
 
 
 def is_ip_address(address: str) -> bool:
@@ -173,9 +175,26 @@ def local_cpu_groups(plan: ParallelPlan, host: HostShape) -> list[tuple[int, ...
     return cpu_groups(host, plan.local_workers)
 
 
+@dataclass(frozen=True)
+class CpuLayout:
+    """This node's workers on this host's CPUs, decided once per start."""
+
+    groups: tuple[tuple[int, ...], ...]  # each local worker's CPUs, in local rank order
+    binding: str | None  # VLLM_CPU_OMP_THREADS_BIND; None: one worker alone (vLLM's own binding)
+
+
+def cpu_layout(plan: ParallelPlan, host: HostShape | None) -> CpuLayout:
+    """The CPU group of each local worker (:func:`local_cpu_groups`) and their
+    ``VLLM_CPU_OMP_THREADS_BIND`` (``0-7|8-15``; None for one worker alone on one host: vLLM's
+    own binding then picks the NUMA node). Without a ``host`` (not read off the CPU backend):
+    none."""
+    if host is None:
+        return CpuLayout((), None)
+    groups = tuple(local_cpu_groups(plan, host))
+    binding = None if plan.workers_on_this_host == 1 else "|".join(_ranges(g) for g in groups)
+    return CpuLayout(groups, binding)
+
+
 def thread_binding(plan: ParallelPlan, host: HostShape) -> str | None:
-    """``VLLM_CPU_OMP_THREADS_BIND`` for this node's workers (``0-7|8-15``), or None for one
-    worker alone on one host (vLLM's own binding then picks the NUMA node)."""
-    if plan.workers_on_this_host == 1:
-        return None
-    return "|".join(_ranges(g) for g in local_cpu_groups(plan, host))
+    """``VLLM_CPU_OMP_THREADS_BIND`` for this node's workers (:func:`cpu_layout`)."""
+    return cpu_layout(plan, host).binding

@@ -8,8 +8,10 @@ Cancelling the task that awaits :meth:`Engine.generate` aborts the request in vL
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import logging
+import os
 import socket
 import threading
 import time
@@ -43,9 +45,15 @@ log = logging.getLogger(__name__)
 
 
 def _engine_args(plan: StartPlan) -> AsyncEngineArgs:
-    """vLLM's arguments as the plan has them; its processes' environment set first."""
-    plan.apply_environment()
-    return AsyncEngineArgs(**plan.engine_arguments())
+    """vLLM's arguments as the plan has them (a fresh copy each start: vLLM may keep or change
+    what it is given), its processes' environment set first in ``os.environ``, which vLLM's
+    spawned processes inherit (None: unset); the same every start."""
+    for key, value in plan.environment.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    return AsyncEngineArgs(**copy.deepcopy(dict(plan.engine_kwargs)))
 
 
 LEADER_CHECK_S = 5.0
@@ -189,7 +197,7 @@ class Engine:
 
     @classmethod
     def start(cls, plan: StartPlan) -> "Engine":
-        """Start vLLM as ``plan`` (:func:`~ie_service.engine.start_plan.preflight`) says; a
+        """Start vLLM as ``plan`` (:func:`~ie_service.engine.prestart.preflight`) says; a
         restart applies the same plan (spawns worker processes: callers need a ``__main__``
         guard)."""
         steps = StepStats()

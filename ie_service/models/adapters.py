@@ -1,7 +1,7 @@
 """LoRA adapters applied at run time (``serve --lora NAME=PATH``), beside the served model.
 
 No vllm import here: the flags are parsed and the adapter folders checked when the config is
-built (one-line usage error); ``engine_args.lora_engine_kwargs`` gives vLLM's arguments from
+built (one-line usage error); :func:`lora_engine_kwargs` gives vLLM's arguments from
 the adapters' ranks, and the engine (``vllm_engine``) makes one ``LoRARequest`` per adapter
 and picks it per request.
 """
@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import InvalidRequest
 
@@ -96,3 +97,17 @@ def check_adapter(name: str | None, loaded: Iterable[str]) -> None:
         known = (f"loaded: {', '.join(loaded)}" if loaded
                  else "none are loaded (start the service with --lora NAME=PATH)")
         raise UnknownAdapter(f"unknown adapter {name!r}; {known}")
+
+
+VLLM_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_rank values
+
+
+def lora_engine_kwargs(adapters: list[RuntimeAdapter]) -> dict[str, Any]:
+    """vLLM's LoRA arguments for ``adapters`` (none when there are none)."""
+    if not adapters:
+        return {}
+    rank = max(a.rank for a in adapters)
+    fits = [r for r in VLLM_RANKS if r >= rank]
+    if not fits:
+        raise ValueError(f"adapter rank {rank} is over vLLM's largest, {VLLM_RANKS[-1]}")
+    return {"enable_lora": True, "max_loras": len(adapters), "max_lora_rank": fits[0]}

@@ -308,7 +308,7 @@ def test_a_write_that_fails_is_one_line_exit_1(tmp_path, capsys):
 
 
 def test_quantization_methods_are_vllms_own():
-    from ie_service.engine.engine_args import quantization_methods
+    from ie_service.engine.quantization_methods import quantization_methods
 
     methods = quantization_methods()
     assert methods is None or {"gptq", "awq", "fp8"} <= set(methods)

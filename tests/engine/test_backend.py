@@ -1,7 +1,7 @@
 """Engine-layer helpers that need no running engine."""
 
 from ie_service.engine.host import HostShape
-from ie_service.engine.engine_args import default_memory_utilization
+from ie_service.engine.kv_cache import default_memory_utilization
 
 
 def flags(text: str) -> HostShape:
@@ -23,7 +23,7 @@ def test_cpu_backend_rule_matches_vllms_own():
     and honours vLLM's explicit CPU target."""
     from vllm.platforms import current_platform
 
-    from ie_service.engine.engine_args import is_cpu_backend
+    from ie_service.engine.backend import is_cpu_backend
 
     assert is_cpu_backend() == current_platform.is_cpu()
     assert is_cpu_backend({"VLLM_TARGET_DEVICE": "CPU"}) is True

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from fake_hosts import AVX2, AVX512_BF16, SMOL, SMOL_KV_PER_TOKEN_BF16, fake_host, fake_model, vllm_args
-from ie_service.engine.engine_args import KV_CACHE_SPACE_ENV, engine_kwargs, resolve_dtype
-from ie_service.engine.start_plan import cpu_environment, preflight
+from fake_hosts import (AVX2, AVX512_BF16, SMOL, SMOL_KV_PER_TOKEN_BF16, fake_host, fake_model, layout_environment,
+                        vllm_args)
+from ie_service.engine.kv_cache import KV_CACHE_SPACE_ENV
+from ie_service.engine.prestart import preflight
+from ie_service.engine.start_plan import engine_kwargs
 from ie_service.engine.config import EngineConfig
 from ie_service.engine.host import (
     GiB,
@@ -23,6 +25,7 @@ from ie_service.engine.host import (
     KVCacheDoesNotFit,
 )
 from ie_service.models.footprint import ModelFootprint
+from ie_service.models.inspection import inspect_for_start
 from ie_service.errors import UserInputError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,9 +147,11 @@ def test_big_model_default_grows_to_one_full_sequence(tmp_path):
 def test_avx2_only_runs_float32_and_counts_double_memory(tmp_path, smol):
     avx2 = fake_host(tmp_path / "a", flags=AVX2).read()
     bf16 = fake_host(tmp_path / "b", flags=AVX512_BF16).read()
-    assert resolve_dtype("auto", True, avx2) == "float32"
-    assert resolve_dtype("auto", True, bf16) == "bfloat16"  # issue 19: the dtype that runs, not vLLM's "as stored"
-    assert resolve_dtype("bfloat16", True, avx2) == "bfloat16"  # the user's choice stands
+    hub = "org/not-a-local-folder"  # no inspection: the dtype is planned without the folder's facts
+    assert inspect_for_start(hub, dtype="auto", on_cpu=True, host=avx2) == (None, "float32")
+    # issue 19: the dtype that runs, not vLLM's "as stored"
+    assert inspect_for_start(hub, dtype="auto", on_cpu=True, host=bf16) == (None, "bfloat16")
+    assert inspect_for_start(hub, dtype="bfloat16", on_cpu=True, host=avx2) == (None, "bfloat16")  # the user's choice stands
     assert engine_kwargs(EngineConfig(), smol, on_cpu=True, host=avx2, environ={})["dtype"] == "float32"
     f32, b16 = ModelFootprint.of(smol, "float32"), ModelFootprint.of(smol, "auto")
     assert f32.weights_bytes == 2 * b16.weights_bytes == 2 * 260 * MiB
@@ -170,8 +175,8 @@ def test_tp_gives_each_worker_its_own_cpus(tmp_path, smol):
     shape = fake_host(tmp_path, nodes=((16, 14, "0-3"), (16, 14, "4-6")), cpus="4-6").read()
     config = EngineConfig(tensor_parallel_size=3)  # 9 heads: TP 3 divides them
     engine_kwargs(config, smol, on_cpu=True, host=shape, environ={})
-    assert cpu_environment(config, shape, environ={}) == {"VLLM_CPU_OMP_THREADS_BIND": "4|5|6"}
-    assert cpu_environment(config, shape, environ={"VLLM_CPU_OMP_THREADS_BIND": "0|1|2"}) == {}
+    assert layout_environment(config, shape, {}) == {"VLLM_CPU_OMP_THREADS_BIND": "4|5|6"}
+    assert layout_environment(config, shape, {"VLLM_CPU_OMP_THREADS_BIND": "0|1|2"}) == {}
 
 
 def test_more_workers_than_allowed_cpus_is_refused_before_start(tmp_path, smol):
@@ -206,16 +211,16 @@ def test_vllm_kvcache_env_is_checked_and_the_flag_wins(tmp_path, smol):
     with pytest.raises(KVCacheDoesNotFit, match=KV_CACHE_SPACE_ENV):
         engine_kwargs(EngineConfig(), smol, on_cpu=True, host=shape, environ={KV_CACHE_SPACE_ENV: "6"})
     env = {KV_CACHE_SPACE_ENV: "6"}
-    assert cpu_environment(EngineConfig(kv_cache_gib=1), shape, environ=env)[KV_CACHE_SPACE_ENV] is None
+    assert layout_environment(EngineConfig(kv_cache_gib=1), shape, env)[KV_CACHE_SPACE_ENV] is None
     kwargs = engine_kwargs(EngineConfig(kv_cache_gib=1), smol, on_cpu=True, host=shape, environ=env)
     assert kwargs["kv_cache_memory_bytes"] == GiB
 
 
 def test_engine_args_object_carries_the_size(tmp_path, smol, monkeypatch):
-    import ie_service.engine.start_plan as start_plan
+    import ie_service.engine.prestart as prestart
     from ie_service.engine.vllm_engine import _engine_args
 
-    monkeypatch.setattr(start_plan, "check_weight_files", lambda folder: None)  # smol's weights are a sparse file
+    monkeypatch.setattr(prestart, "check_weight_files", lambda folder: None)  # smol's weights are a sparse file
     host = fake_host(tmp_path, nodes=((8.21, 5.76, "0-1"), (8, 7.5, ""), (8, 7.9, ""))).read()
     monkeypatch.delenv(KV_CACHE_SPACE_ENV, raising=False)
     plan = preflight(EngineConfig(model=smol), on_cpu=True, host=host)
@@ -258,7 +263,7 @@ def test_vllm_config_keeps_the_explicit_size(tmp_path, monkeypatch):
     """vLLM's own config step (platform checks, no engine started) keeps the size, so the
     CPU worker takes its explicit branch instead of the fraction-of-a-node arithmetic."""
     from ie_service.models.embedded import ensure_embedded_model
-    from ie_service.engine.engine_args import is_cpu_backend
+    from ie_service.engine.backend import is_cpu_backend
 
     if not is_cpu_backend():
         pytest.skip("the CPU backend's config path")
@@ -273,7 +278,7 @@ def test_vllm_config_keeps_the_explicit_size(tmp_path, monkeypatch):
 
 
 def test_cpu_block_size_default_is_the_kernels_smallest(tmp_path, smol):
-    from ie_service.engine.engine_args import CPU_BLOCK_MULTIPLE
+    from ie_service.engine.backend import CPU_BLOCK_MULTIPLE
 
     assert cpu_kwargs(fake_host(tmp_path), smol)["block_size"] == CPU_BLOCK_MULTIPLE == 32
     assert cpu_kwargs(fake_host(tmp_path / "b"), smol, block_size=64)["block_size"] == 64
@@ -287,7 +292,7 @@ def test_gpu_block_size_is_vllms_unless_asked(smol):
 
 
 def test_cpu_refuses_a_block_its_kernel_does_not_take(tmp_path, smol):
-    from ie_service.engine.engine_args import BlockSizeRefused
+    from ie_service.engine.backend import BlockSizeRefused
 
     with pytest.raises(BlockSizeRefused, match=r"--block-size 48: .*multiple of 32.*use 32 .* or 64"):
         engine_kwargs(EngineConfig(block_size=48), smol, on_cpu=True, host=fake_host(tmp_path).read(), environ={})
@@ -298,7 +303,7 @@ def test_cpu_block_multiple_is_vllms():
     """The constant restates vLLM's CPU attention backend (read without importing vllm at start)."""
     from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
 
-    from ie_service.engine.engine_args import CPU_BLOCK_MULTIPLE
+    from ie_service.engine.backend import CPU_BLOCK_MULTIPLE
 
     sizes = CPUAttentionBackend.get_supported_kernel_block_sizes()
     assert [getattr(s, "base", s) for s in sizes] == [CPU_BLOCK_MULTIPLE]
@@ -307,7 +312,7 @@ def test_cpu_block_multiple_is_vllms():
 def test_vllm_config_keeps_the_block_size(tmp_path, monkeypatch):
     """vLLM's CPU platform step replaces only a block size nobody specified (with 128)."""
     from ie_service.models.embedded import ensure_embedded_model
-    from ie_service.engine.engine_args import is_cpu_backend
+    from ie_service.engine.backend import is_cpu_backend
 
     if not is_cpu_backend():
         pytest.skip("the CPU backend's config path")

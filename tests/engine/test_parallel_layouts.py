@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
-from fake_hosts import SMOL, fake_host, fake_model, vllm_args
+from fake_hosts import SMOL, fake_host, fake_model, layout_environment, vllm_args
 from ie_service.engine.config import EngineConfig
 from ie_service.engine.host import MiB, RUNTIME_RESERVE_BYTES, GiB
 from ie_service.engine.parallel import ParallelismError, ParallelPlan, check_parallel, is_loopback, thread_binding
-from ie_service.engine.engine_args import engine_kwargs
-from ie_service.engine.start_plan import cpu_environment, network_environment
+from ie_service.engine.process_env import network_environment
+from ie_service.engine.start_plan import engine_kwargs
 
 EVEN = dict(SMOL, num_attention_heads=12, num_key_value_heads=4)  # the embedded model, padded
 
@@ -33,7 +33,7 @@ def test_data_parallel_replicas_split_the_cpus_per_numa_node(tmp_path, smol):
     config = EngineConfig(data_parallel_size=2)
     kwargs = engine_kwargs(config, smol, on_cpu=True, host=host, environ={})
     assert kwargs["data_parallel_size"] == 2 and kwargs["disable_log_stats"] is False
-    assert cpu_environment(config, host, environ={}) == {"VLLM_CPU_OMP_THREADS_BIND": "0-3|4-7"}
+    assert layout_environment(config, host, {}) == {"VLLM_CPU_OMP_THREADS_BIND": "0-3|4-7"}
     vllm_args(kwargs)
 
 
@@ -41,27 +41,27 @@ def test_workers_never_straddle_a_node_when_they_split_evenly(tmp_path, even):
     host = fake_host(tmp_path, nodes=((16, 14, "0-7"), (16, 14, "8-15")), cpus="0-15").read()
     config = EngineConfig(data_parallel_size=2, tensor_parallel_size=2)
     engine_kwargs(config, even, on_cpu=True, host=host, environ={})
-    assert cpu_environment(config, host, environ={})["VLLM_CPU_OMP_THREADS_BIND"] == "0-3|4-7|8-11|12-15"
+    assert layout_environment(config, host, {})["VLLM_CPU_OMP_THREADS_BIND"] == "0-3|4-7|8-11|12-15"
     # three replicas over two nodes cannot split evenly: the whole list is cut in three
     three = EngineConfig(data_parallel_size=3)
     engine_kwargs(three, even, on_cpu=True, host=host, environ={})
-    assert cpu_environment(three, host, environ={})["VLLM_CPU_OMP_THREADS_BIND"] == "0-5|6-10|11-15"
+    assert layout_environment(three, host, {})["VLLM_CPU_OMP_THREADS_BIND"] == "0-5|6-10|11-15"
 
 
 def test_one_worker_keeps_vllms_own_binding(tmp_path, smol):
     """vLLM binds one worker itself; on a small host the core it keeps for its engine core
     goes to the model too (1.47x on 2 cores, measured), on a big one vLLM's default stays."""
     small = fake_host(tmp_path / "a", cpus="0-1").read()
-    assert cpu_environment(EngineConfig(), small, environ={}) == {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    assert layout_environment(EngineConfig(), small, {}) == {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
     big = fake_host(tmp_path / "b", nodes=((16, 14, "0-7"), (16, 14, "8-15")), cpus="0-15").read()
-    assert cpu_environment(EngineConfig(), big, environ={}) == {}
+    assert layout_environment(EngineConfig(), big, {}) == {}
     # four CPUs of a big host's node in a cpuset: small for the worker
     pinned = fake_host(tmp_path / "c", nodes=((16, 14, "0-7"), (16, 14, "8-15")), cpus="0-3").read()
-    assert cpu_environment(EngineConfig(), pinned, environ={}) == {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    assert layout_environment(EngineConfig(), pinned, {}) == {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
     # the user's choice stands; several workers are bound by CPU lists instead
-    assert cpu_environment(EngineConfig(), small, environ={"VLLM_CPU_NUM_OF_RESERVED_CPU": "1"}) == {}
-    assert cpu_environment(EngineConfig(), small, environ={"VLLM_CPU_OMP_THREADS_BIND": "0"}) == {}
-    assert "VLLM_CPU_NUM_OF_RESERVED_CPU" not in cpu_environment(EngineConfig(data_parallel_size=2), small, environ={})
+    assert layout_environment(EngineConfig(), small, {"VLLM_CPU_NUM_OF_RESERVED_CPU": "1"}) == {}
+    assert layout_environment(EngineConfig(), small, {"VLLM_CPU_OMP_THREADS_BIND": "0"}) == {}
+    assert "VLLM_CPU_NUM_OF_RESERVED_CPU" not in layout_environment(EngineConfig(data_parallel_size=2), small, {})
 
 
 def test_replicas_share_the_cgroup_limit(tmp_path, smol):
@@ -125,8 +125,8 @@ def test_two_nodes_on_one_host_take_disjoint_cpus(tmp_path, even):
         "nnodes": 2, "node_rank": 0, "master_addr": "127.0.0.1", "master_port": 29777,
         "distributed_executor_backend": "mp"}
     engine_kwargs(follower, even, on_cpu=True, host=host, environ={}, headless=True)
-    assert cpu_environment(leader, host, environ={}) == {"VLLM_CPU_OMP_THREADS_BIND": "0"}
-    assert cpu_environment(follower, host, environ={}) == {"VLLM_CPU_OMP_THREADS_BIND": "1"}
+    assert layout_environment(leader, host, {}) == {"VLLM_CPU_OMP_THREADS_BIND": "0"}
+    assert layout_environment(follower, host, {}) == {"VLLM_CPU_OMP_THREADS_BIND": "1"}
     vllm_args(kwargs)
 
 
@@ -136,13 +136,13 @@ def test_two_real_nodes_each_use_their_own_cpus(tmp_path, even):
                                         master_addr="10.1.2.3"))
     assert not plan.all_nodes_on_this_host and plan.local_workers == 2 and plan.first_local_rank == 2
     assert thread_binding(plan, host) == "0-3|4-7"
-    assert network_environment(EngineConfig(master_addr="10.1.2.3"), environ={}) == {}
+    assert network_environment(ParallelPlan.of(EngineConfig(master_addr="10.1.2.3")), environ={}) == {}
 
 
 def test_loopback_runs_pin_vllms_host_ip():
-    assert network_environment(EngineConfig(), environ={}) == {"VLLM_HOST_IP": "127.0.0.1"}
-    assert network_environment(EngineConfig(master_addr="127.0.0.2"), environ={}) == {"VLLM_HOST_IP": "127.0.0.2"}
-    assert network_environment(EngineConfig(), environ={"VLLM_HOST_IP": "127.0.0.9"}) == {}
+    assert network_environment(ParallelPlan.of(EngineConfig()), environ={}) == {"VLLM_HOST_IP": "127.0.0.1"}
+    assert network_environment(ParallelPlan.of(EngineConfig(master_addr="127.0.0.2")), environ={}) == {"VLLM_HOST_IP": "127.0.0.2"}
+    assert network_environment(ParallelPlan.of(EngineConfig()), environ={"VLLM_HOST_IP": "127.0.0.9"}) == {}
     assert is_loopback("localhost") and is_loopback("::1") and not is_loopback("192.0.2.7")
 
 

@@ -44,19 +44,20 @@ def count_calls(monkeypatch, counts: Counter, module, name: str) -> None:
 def test_the_engine_starts_and_restarts_with_the_plan_preflight_made(tmp_path, monkeypatch, tokenizer,
                                                                       restored_environ):
     import ie_service.engine.compiler_check as compiler_check
-    import ie_service.engine.engine_args as engine_args
+    import ie_service.engine.prestart as prestart
     import ie_service.engine.start_plan as start_plan
     import ie_service.engine.vllm_engine as vllm_engine
-    from ie_service.engine.engine_args import engine_kwargs
-    from ie_service.engine.start_plan import StartPlan, preflight
+    import ie_service.models.inspection as inspection
+    from ie_service.engine.backend import CPU_BLOCK_MULTIPLE
+    from ie_service.engine.prestart import preflight
+    from ie_service.engine.start_plan import StartPlan, engine_kwargs
 
     folder = fake_model(tmp_path / "smol")
-    monkeypatch.setattr(start_plan, "check_weight_files", lambda path: None)  # its weights are a sparse file
+    monkeypatch.setattr(prestart, "check_weight_files", lambda path: None)  # its weights are a sparse file
     counts: Counter = Counter()
-    count_calls(monkeypatch, counts, engine_args, "inspect_model")
+    count_calls(monkeypatch, counts, inspection, "inspect_model")
     count_calls(monkeypatch, counts, compiler_check, "cxx_compiler")
-    for module in (start_plan, engine_args):
-        count_calls(monkeypatch, counts, module, "choose_tokenizer")
+    count_calls(monkeypatch, counts, start_plan, "choose_tokenizer")
 
     built = []
 
@@ -74,7 +75,7 @@ def test_the_engine_starts_and_restarts_with_the_plan_preflight_made(tmp_path, m
     plan = preflight(config, on_cpu=True, host=host, environ={})
     assert isinstance(plan, StartPlan)
     assert (plan.model_path, plan.served_name, plan.on_cpu, plan.host) == (folder, "prod", True, host)
-    assert plan.tokenizer.mode == "fast" and plan.block_size == engine_args.CPU_BLOCK_MULTIPLE
+    assert plan.tokenizer.mode == "fast" and plan.block_size == CPU_BLOCK_MULTIPLE
     assert plan.environment["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"  # two CPUs, one worker
 
     first = vllm_engine.Engine.start(plan)
@@ -92,12 +93,12 @@ def test_the_engine_starts_and_restarts_with_the_plan_preflight_made(tmp_path, m
 
 
 def test_the_plan_refuses_before_anything_starts(tmp_path, monkeypatch):
-    import ie_service.engine.start_plan as start_plan
+    import ie_service.engine.prestart as prestart
     from ie_service.engine.compiler_check import NoCompiler
-    from ie_service.engine.engine_args import BlockSizeRefused
-    from ie_service.engine.start_plan import preflight
+    from ie_service.engine.backend import BlockSizeRefused
+    from ie_service.engine.prestart import preflight
 
-    monkeypatch.setattr(start_plan, "check_weight_files", lambda path: None)
+    monkeypatch.setattr(prestart, "check_weight_files", lambda path: None)
     folder = fake_model(tmp_path / "smol")
     host = fake_host(tmp_path).read()
     with pytest.raises(NoCompiler):

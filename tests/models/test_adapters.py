@@ -13,8 +13,7 @@ from fastapi.testclient import TestClient
 
 from fakes import ScriptedEngine
 from ie_service.api.app import create_app
-from ie_service.engine.engine_args import lora_engine_kwargs
-from ie_service.models.adapters import parse_lora
+from ie_service.models.adapters import lora_engine_kwargs, parse_lora
 from ie_service.models.embedded import ADAPTER_DIR
 from ie_service.extraction.tasks import TASKS
 
@@ -93,7 +92,7 @@ def test_lora_flags_to_vllm_arguments(tmp_path):
 def test_engine_kwargs_and_cli_round_trip():
     from ie_service.cli import build_parser
     from ie_service.cli.common import engine_cli_args, engine_config_from
-    from ie_service.engine.engine_args import engine_kwargs
+    from ie_service.engine.start_plan import engine_kwargs
 
     args = build_parser().parse_args(["serve", "--lora", f"ie={ADAPTER_DIR}", "--lora", f"b={ADAPTER_DIR}"])
     config = engine_config_from(args)

@@ -22,7 +22,7 @@ from ie_service.engine.host import GiB, KVCacheDoesNotFit, read_host
 from ie_service.models.footprint import ModelFootprint
 from ie_service.models.inspection import inspect_model
 from ie_service.models.sidecar import SIDECAR, write_sidecar
-from ie_service.engine.engine_args import ModelRefused, engine_kwargs
+from ie_service.engine.start_plan import ModelRefused, engine_kwargs
 from ie_service.models.weights.lora import merged_format
 
 

@@ -50,7 +50,7 @@ def test_folder_without_tokenizer_model_stays_fast(tmp_path):
 
 def test_engine_kwargs_pick_the_registered_mode(sp_folder, tmp_path):
     from ie_service.engine.config import EngineConfig
-    from ie_service.engine.engine_args import engine_kwargs
+    from ie_service.engine.start_plan import engine_kwargs
 
     def kwargs(folder, **config):
         return engine_kwargs(EngineConfig(model=str(folder), **config), str(folder), on_cpu=False, environ={})
