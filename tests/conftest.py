@@ -76,11 +76,17 @@ def _lora_args(tmp_path_factory) -> list[str]:
     return ["--model", "embedded:base", "--lora", f"ie={ADAPTER_DIR}", "--lora", f"off={off}"]
 
 
+# float32 on every host: tests compare answers across batches, and a run-time adapter with the
+# merged model; bf16 (``auto`` on a CPU with native bf16) rounds differently for each batch shape
+# (seen on an AMX host: the same prompt twice in one batch, two answers). The dtype choice
+# itself is tested on faked hosts (tests/models/test_model_inspect.py).
+SHARED_DTYPE = ["--dtype", "float32"]
+
 # The servers shared by the session, by fixture name: (its arguments, its log).
 SHARED_SERVERS = {
-    "server_url": (lambda tmp: [], "server-tp1.log"),
-    "guarded_url": (lambda tmp: list(GUARDED_ARGS), "server-guarded.log"),
-    "lora_url": (_lora_args, "server-lora.log"),
+    "server_url": (lambda tmp: list(SHARED_DTYPE), "server-tp1.log"),
+    "guarded_url": (lambda tmp: [*SHARED_DTYPE, *GUARDED_ARGS], "server-guarded.log"),
+    "lora_url": (lambda tmp: [*SHARED_DTYPE, *_lora_args(tmp)], "server-lora.log"),
 }
 
 
