@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..errors import UserInputError
-from ..models.adapters import lora_engine_kwargs, parse_lora
+from ..models.adapters import RuntimeAdapter, lora_engine_kwargs, parse_lora
 from ..models.inspection import ModelInspection, inspect_for_start
 from ..models.tokenizer_choice import TokenizerChoice, choose_tokenizer
 from .backend import block_size_choice
@@ -52,6 +52,7 @@ class StartPlan:
     tokenizer: TokenizerChoice
     block_size: int | None  # None: vLLM's default for the device
     block_size_reason: str
+    adapters: tuple[RuntimeAdapter, ...]  # serve --lora, read and checked
     engine_kwargs: Mapping[str, Any]  # AsyncEngineArgs(**...)
     environment: Mapping[str, str | None]  # the engine processes' environment changes (None: unset)
 
@@ -88,7 +89,8 @@ def plan_start(config: EngineConfig, model_path: str, served_name: str, *, headl
     quantization = inspection.quantization if inspection is not None else None
     parallel = check_parallel(config, model_path, on_cpu=on_cpu, host=host, headless=headless)
     layout = cpu_layout(parallel, host)
-    lora = lora_engine_kwargs(parse_lora(config.lora))  # serve --lora: run-time adapters
+    adapters = tuple(parse_lora(config.lora))  # serve --lora: run-time adapters
+    lora = lora_engine_kwargs(adapters)
     env_gib = env_kv_cache_gib(environ)
     memory = memory_kwargs(config, model_path, dtype, layout.groups, on_cpu=on_cpu, host=host, env_gib=env_gib,
                            quantized=quantization is not None)
@@ -100,7 +102,7 @@ def plan_start(config: EngineConfig, model_path: str, served_name: str, *, headl
     environment.update(process_environment(config, parallel, host, layout.binding, environ, env_gib))
     return StartPlan(config=config, model_path=model_path, served_name=served_name, headless=headless,
                      on_cpu=on_cpu, host=host, inspection=inspection, tokenizer=tokenizer,
-                     block_size=block_size, block_size_reason=block_reason, engine_kwargs=MappingProxyType(kwargs),
+                     block_size=block_size, block_size_reason=block_reason, adapters=adapters, engine_kwargs=MappingProxyType(kwargs),
                      environment=MappingProxyType(environment))
 
 

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from vllm import SamplingParams
@@ -29,7 +29,7 @@ from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
 from ..admission import current_priority
 from ..errors import GenerationFailed, InvalidJsonSchema, InvalidRequest, QueueFull, one_line
-from ..models.adapters import check_adapter, parse_lora
+from ..models.adapters import RuntimeAdapter, check_adapter
 from ..models.inspection import ModelInspection
 from ..models.prompt_formats import choose_format
 from ..models.sidecar import adapter_answer_shape, answer_shape_of
@@ -157,7 +157,8 @@ class Engine:
     """A started vLLM engine plus the prompt format chosen for its model."""
 
     def __init__(self, llm: AsyncLLM, config: EngineConfig, model_path: str, name: str,
-                 steps: StepStats | None = None, inspection: ModelInspection | None = None) -> None:
+                 steps: StepStats | None = None, inspection: ModelInspection | None = None,
+                 adapters: Sequence[RuntimeAdapter] = ()) -> None:
         self._llm = llm
         self._steps = steps or StepStats()  # a test's Engine without vLLM's stat loggers counts nothing
         self.config = config
@@ -171,7 +172,7 @@ class Engine:
             config.prompt_format, config.served_model_name or model_path, self.tokenizer, found)
         log.info("prompt format %s (%s)", self.prompt_format.name, self.prompt_format_reason)
         self._ids = itertools.count()
-        loaded = parse_lora(config.lora)
+        loaded = list(adapters)  # read once, by the plan (serve --lora)
         self._loras = {a.name: LoRARequest(a.name, i, str(a.path)) for i, a in enumerate(loaded, 1)}
         self.adapters = {a.name: a.version for a in loaded}
         # what the model (each run-time adapter) was trained to write: full or compact answers
@@ -202,7 +203,7 @@ class Engine:
         guard)."""
         steps = StepStats()
         llm = AsyncLLM.from_engine_args(_engine_args(plan), stat_loggers=[steps.logger_factory()])
-        return cls(llm, plan.config, plan.model_path, plan.served_name, steps, plan.inspection)
+        return cls(llm, plan.config, plan.model_path, plan.served_name, steps, plan.inspection, plan.adapters)
 
     @property
     def last_progress(self) -> float:

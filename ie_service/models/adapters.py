@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,7 +102,7 @@ def check_adapter(name: str | None, loaded: Iterable[str]) -> None:
 VLLM_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_rank values
 
 
-def lora_engine_kwargs(adapters: list[RuntimeAdapter]) -> dict[str, Any]:
+def lora_engine_kwargs(adapters: Sequence[RuntimeAdapter]) -> dict[str, Any]:
     """vLLM's LoRA arguments for ``adapters`` (none when there are none)."""
     if not adapters:
         return {}

@@ -47,17 +47,21 @@ def test_the_engine_starts_and_restarts_with_the_plan_preflight_made(tmp_path, m
     import ie_service.engine.prestart as prestart
     import ie_service.engine.start_plan as start_plan
     import ie_service.engine.vllm_engine as vllm_engine
+    import ie_service.models.adapters as adapters
     import ie_service.models.inspection as inspection
     from ie_service.engine.backend import CPU_BLOCK_MULTIPLE
     from ie_service.engine.prestart import preflight
     from ie_service.engine.start_plan import StartPlan, engine_kwargs
+    from ie_service.models.embedded import ADAPTER_DIR
 
     folder = fake_model(tmp_path / "smol")
+    config = EngineConfig(model=folder, served_model_name="prod", lora=[f"ie={ADAPTER_DIR}"])  # validated here
     monkeypatch.setattr(prestart, "check_weight_files", lambda path: None)  # its weights are a sparse file
     counts: Counter = Counter()
     count_calls(monkeypatch, counts, inspection, "inspect_model")
     count_calls(monkeypatch, counts, compiler_check, "cxx_compiler")
     count_calls(monkeypatch, counts, start_plan, "choose_tokenizer")
+    count_calls(monkeypatch, counts, adapters, "read_adapter")
 
     built = []
 
@@ -71,7 +75,6 @@ def test_the_engine_starts_and_restarts_with_the_plan_preflight_made(tmp_path, m
 
     monkeypatch.setattr(vllm_engine, "AsyncLLM", RecordingAsyncLLM)
     host = fake_host(tmp_path, nodes=((8.21, 5.76, "0-1"),)).read()
-    config = EngineConfig(model=folder, served_model_name="prod")
     plan = preflight(config, on_cpu=True, host=host, environ={})
     assert isinstance(plan, StartPlan)
     assert (plan.model_path, plan.served_name, plan.on_cpu, plan.host) == (folder, "prod", True, host)
@@ -80,13 +83,15 @@ def test_the_engine_starts_and_restarts_with_the_plan_preflight_made(tmp_path, m
 
     first = vllm_engine.Engine.start(plan)
     again = vllm_engine.Engine.start(plan)  # the supervisor's restart after a crash
-    assert counts == {"inspect_model": 1, "choose_tokenizer": 1, "cxx_compiler": 1}  # once per plan
+    assert counts == {"inspect_model": 1, "choose_tokenizer": 1, "cxx_compiler": 1, "read_adapter": 1}  # once per plan
+    assert [a.name for a in plan.adapters] == ["ie"]
     assert len(built) == 2
     for args in built:
         assert {key: getattr(args, key) for key in plan.engine_kwargs} == dict(plan.engine_kwargs)
     for engine in (first, again):
         assert (engine.model_path, engine.model_name, engine.config) == (folder, "prod", config)
         assert engine.inspection is plan.inspection
+        assert engine.adapters == {"ie": plan.adapters[0].version}
     assert all(os.environ.get(key) == value for key, value in plan.environment.items())
     # the arguments are those engine_kwargs computes for the same folder and host
     assert dict(plan.engine_kwargs) == engine_kwargs(config, folder, on_cpu=True, host=host, environ={})
