@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from ie_service.local_server import local_servers  # noqa: E402
-from lanes import ENGINE_WORKER, FAST_NICE, LaneScheduling, check_lane, worker_id  # noqa: E402
+from lanes import SIDE_NICE, LaneAssigner, check_lane, keep_own_lane, this_lane  # noqa: E402
 from waits import wait_until  # noqa: E402
 
 LOGS = Path(__file__).resolve().parent.parent / ".cache" / "test-logs"
@@ -19,13 +19,17 @@ LOGS = Path(__file__).resolve().parent.parent / ".cache" / "test-logs"
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """``-n 2`` (pyproject's addopts): the engine lane and the fast lane (tests/lanes.py)."""
-    return LaneScheduling(config, log)
+    """``-n N``: every worker runs the tests of its lane, kept at its collection (tests/lanes.py)."""
+    from xdist.scheduler import EachScheduling
+
+    return EachScheduling(config, log)
 
 
 def pytest_configure(config) -> None:
-    if worker_id() not in (None, ENGINE_WORKER):
-        os.nice(FAST_NICE)  # the fast lane yields the cores to the engine lane's computing
+    if getattr(config.option, "numprocesses", None) and this_lane(config) is None:  # xdist's controller
+        config.pluginmanager.register(LaneAssigner(), "ie-lanes")
+    if this_lane(config):  # a side lane yields the cores to the engine lane's computing
+        os.nice(SIDE_NICE)
 
 
 @pytest.fixture(autouse=True)
@@ -90,9 +94,10 @@ SHARED_SERVERS = {
 }
 
 
-def pytest_collection_modifyitems(items: list) -> None:
-    """The modules that use the shared servers run first, those of the server the fewest modules
-    use first (collection order otherwise, a module's tests together): each shared server is
+def pytest_collection_modifyitems(config, items: list) -> None:
+    """Under xdist, this worker's lane only (tests/lanes.py). The modules that use the shared
+    servers run first, those of the server the fewest modules use first (collection order
+    otherwise, a module's tests together): each shared server is
     stopped after its last test, so none is held idle (~3.5 GB) through the modules that start
     their own servers and topologies. A run without shared servers keeps its order."""
     users: dict[str, set] = {name: set() for name in SHARED_SERVERS}
@@ -101,6 +106,7 @@ def pytest_collection_modifyitems(items: list) -> None:
             if name in getattr(item, "fixturenames", ()):
                 users[name].add(item.path)
     rank = sorted(SHARED_SERVERS, key=lambda name: len(users[name]))
+    keep_own_lane(config, items)
     items.sort(key=lambda item: min((i for i, name in enumerate(rank) if item.path in users[name]),
                                     default=len(rank)))
 
@@ -114,7 +120,7 @@ def _shared_servers(request, tmp_path_factory) -> Iterator[dict[str, str]]:
     """The shared servers this run's tests ask for, started at once on first use (their
     start-ups overlap): fixture name -> URL. Each is stopped after the last test that asks
     for it (its ~4 GB back for the servers later tests start)."""
-    check_lane("a shared server")
+    check_lane(request.config, "a shared server")
     for item in request.session.items:
         for name in SHARED_SERVERS:
             if name in getattr(item, "fixturenames", ()):

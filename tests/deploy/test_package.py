@@ -21,7 +21,6 @@ import pytest
 from ie_service import __version__
 
 ROOT = Path(__file__).resolve().parents[2]
-LANE = "fast"
 
 
 def _run(cmd: list[str], cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -82,7 +81,7 @@ def test_one_version_source():
     assert _changelog_versions()[0] == __version__
 
 
-@pytest.mark.engine
+@pytest.mark.engine(lane="side")  # its own small server (tests/lanes.py)
 def test_wheel_serves_extracts_and_evaluates(installed, monkeypatch):
     from ie_service.local_server import local_server
 

@@ -67,6 +67,8 @@ def test_readme_is_short_and_starts_with_the_two_commands():
     body = blocks(text)[0][1].splitlines()
     assert body[0].startswith("bash deploy/install.sh && .venv/bin/ie-service serve ")
     assert body[1].startswith("bash deploy/install.sh && .venv/bin/python -m pytest ")
+    test_command = body[1].split("#")[0].strip()
+    assert test_command in (ROOT / ".ci" / "run").read_text(), "CI runs the README's test command"
     assert "### Throughput" in text
     for link in re.findall(r"\]\((docs/[^)#]+)", text):  # links into the docs sources exist
         assert (ROOT / link).is_file(), link

@@ -13,7 +13,6 @@ import sentencepiece as spm
 from conftest import LOGS
 from sp_folder import sp_llama_folder
 
-LANE = "fast"  # its engine tests start their own small servers: the other lane (tests/lanes.py)
 
 # the strings the issue found mis-tokenized, plus code indentation and emoji
 ISSUE_STRINGS = ["a    b", "x\n\ny", "ＡＢＣ１２３", "，（）", "def f(x):\n    if x:\n        return x\n",
@@ -110,7 +109,7 @@ def _ids(group: str) -> list[int]:
     return [int(x) for x in group.split(",") if x.strip()]
 
 
-@pytest.mark.engine
+@pytest.mark.engine(lane="side")  # its own small server (tests/lanes.py)
 def test_served_sentencepiece_folder(sp_folder, sp, tmp_path):
     """``serve --model`` only: the ids the engine sent are sentencepiece's (with BOS), the
     text is what sentencepiece decodes from the output ids, constrained NER answers."""

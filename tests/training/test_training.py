@@ -33,7 +33,6 @@ from ie_service.training.sources import SOURCES, by_name, training_splits
 
 from fakes import ScriptedEngine
 
-LANE = "fast"  # its engine tests start their own small servers: the other lane (tests/lanes.py)
 
 TRAIN_DIR = datasets.data_dir() / "train"
 needs_data = pytest.mark.skipif(not TRAIN_DIR.is_dir(), reason=f"no training data at {TRAIN_DIR}")
@@ -304,7 +303,7 @@ def _tiny_examples(chat, path: Path) -> None:
             f.write(json.dumps(r) + "\n")
 
 
-@pytest.mark.engine
+@pytest.mark.engine(lane="side")  # its own small server (tests/lanes.py)
 def test_tiny_training_run_lowers_loss_merges_and_serves(chat, tmp_path):
     from ie_service.training import fit
 
