@@ -106,9 +106,9 @@ def pytest_collection_modifyitems(config, items: list) -> None:
             if name in getattr(item, "fixturenames", ()):
                 users[name].add(item.path)
     rank = sorted(SHARED_SERVERS, key=lambda name: len(users[name]))
-    keep_own_lane(config, items)
     items.sort(key=lambda item: min((i for i, name in enumerate(rank) if item.path in users[name]),
                                     default=len(rank)))
+    keep_own_lane(config, items)
 
 
 _SHARED_LEFT: dict[str, int] = {}  # shared server -> tests of this run that still need it

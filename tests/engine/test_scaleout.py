@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import LOGS, engine_core_of, health_until_back, scrape
+from conftest import LOGS, SHARED_DTYPE, engine_core_of, health_until_back, scrape
 from ie_service.local_server import free_port, local_server, local_servers
 from padded_model import pad_heads
 
@@ -64,7 +64,7 @@ def health_probes(url: str) -> float:
 def test_data_parallel_2_answers_like_one_engine_and_both_replicas_serve(server_url):
     single = answers(server_url)
     assert httpx.get(f"{server_url}/v1/models").json()["data"][0]["replicas"] == 1
-    with local_server(["--data-parallel-size", "2"], log_path=LOGS / "server-dp2.log") as url:
+    with local_server(["--data-parallel-size", "2", *SHARED_DTYPE], log_path=LOGS / "server-dp2.log") as url:
         assert httpx.get(f"{url}/v1/models").json()["data"][0]["replicas"] == 2
         before = sum(replica_counts(url).values()) - health_probes(url)
         assert answers(url) == single
