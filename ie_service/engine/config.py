@@ -42,9 +42,9 @@ class EngineConfig(BaseModel):
     max_num_seqs: int | None = Field(None, ge=1)
     fair_share_prefill_tokens: int = Field(
         64, ge=0, le=1_000_000,
-        description="while a more urgent (smaller) request is in the engine, the prompt tokens a "
-                    "bigger request may prefill per engine step (one of its prompts at a time; its "
-                    "other prompts wait, decoding goes on). 0: vLLM's scheduling as it is")
+        description="while a more urgent (smaller) request is in the engine, bigger requests wait; "
+                    "every 5th step they decode and one of their prompts prefills this many tokens, "
+                    "and for a few steps after it their steps stay short. 0: vLLM's scheduling as it is")
     block_size: int | None = Field(
         None, ge=1, le=1024,
         description="KV cache block size in tokens. The prefix cache reuses whole blocks only, so a "

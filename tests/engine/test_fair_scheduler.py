@@ -23,7 +23,8 @@ from vllm.v1.request import Request  # noqa: E402
 from vllm.v1.structured_output import StructuredOutputManager  # noqa: E402
 
 from ie_service.engine.engine_args import FAIR_SCHEDULER, FAIR_SHARE_KEY  # noqa: E402
-from ie_service.engine.fair_scheduler import PATIENCE, FairShareScheduler  # noqa: E402
+from ie_service.engine.fair_scheduler import (AFTER_URGENT_STEPS, PATIENCE, STEP_SHARE_AFTER_URGENT,  # noqa: E402
+                                               FairShareScheduler)
 
 BUDGET = 512  # tokens a step may schedule
 BLOCKS = 2000
@@ -101,13 +102,25 @@ def lesser_prefill(step: dict[str, int]) -> dict[str, int]:
     return {k: v for k, v in step.items() if not k.startswith("small") and v > 1}
 
 
-def test_while_a_small_request_runs_the_big_one_only_decodes(model_folder) -> None:
+def test_while_a_small_request_runs_its_steps_are_its_own(model_folder) -> None:
     trace = run(scheduler(model_folder, FairShareScheduler, allowance=64), heavy_then_small())
     during = small_steps(trace)
     assert during[0]["small"] == 40, "the small request's whole prompt in its first step"
     assert len(during) == 4  # prefill + 3 decodes, in consecutive steps
-    assert all(not lesser_prefill(s) for s in during), during
-    assert any(k.startswith("heavy") for k in during[1]), "the big request's decodes go on"
+    assert all(set(s) == {"small"} for s in during), during
+    last_small = max(i for i, t in enumerate(trace) if "small" in t)
+    assert set(trace[last_small + 1]) != {"small"}, "then the big request has the steps again"
+
+
+def test_the_big_requests_decodes_wait_too(model_folder) -> None:
+    """A small request arriving while the big one decodes: its steps carry none of those decodes."""
+    script = {0: [request(f"heavy{i}", 40, 4, 30) for i in range(4)], 3: [request("small", 40, 0, 4)]}
+    trace = run(scheduler(model_folder, FairShareScheduler), script)
+    assert all(trace[2][f"heavy{i}"] == 1 for i in range(4)), "decoding when the small one arrives"
+    assert all(set(s) == {"small"} for s in small_steps(trace)), small_steps(trace)
+    vllms = run(scheduler(model_folder, Scheduler), {0: [request(f"heavy{i}", 40, 4, 30) for i in range(4)],
+                                                     3: [request("small", 40, 0, 4)]})
+    assert all(len(s) == 5 for s in small_steps(vllms)), "vLLM's steps carry the 4 decodes"
 
 
 def test_vllms_own_scheduler_fills_those_steps_with_the_big_prefills(model_folder) -> None:
@@ -140,10 +153,17 @@ def test_the_big_request_keeps_moving_under_a_stream_of_small_ones(model_folder)
     assert len(let_through) <= len(beside) // (PATIENCE + 1) + 1
 
 
-def test_after_the_small_request_the_big_one_gets_the_whole_budget_again(model_folder) -> None:
-    trace = run(scheduler(model_folder, FairShareScheduler), heavy_then_small())
+def test_after_the_small_request_short_steps_then_the_whole_budget_again(model_folder) -> None:
+    """The next small request may come soon: for ``AFTER_URGENT_STEPS`` steps the big one's steps
+    take an eighth of the budget (so the step a small request arrives in is short), then all of it."""
+    script = {0: [request(f"heavy{i}", 1200, 4, 6) for i in range(4)], 2: [request("small", 40, 0, 4)]}
+    trace = run(scheduler(model_folder, FairShareScheduler), script)
     last_small = max(i for i, s in enumerate(trace) if "small" in s)
-    assert sum(trace[last_small + 1].values()) == BUDGET
+    after = trace[last_small + 1:]
+    short = BUDGET // STEP_SHARE_AFTER_URGENT
+    assert all(sum(t.values()) <= short for t in after[:AFTER_URGENT_STEPS]), after[:AFTER_URGENT_STEPS]
+    assert sum(after[AFTER_URGENT_STEPS + 1].values()) == BUDGET
+    assert sum(trace[0].values()) == BUDGET, "before any small request: vLLM's budget"
 
 
 def test_a_nearly_full_kv_cache_is_left_to_vllms_preemption(model_folder, monkeypatch) -> None:
