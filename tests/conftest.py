@@ -94,6 +94,7 @@ SHARED_SERVERS = {
 }
 
 
+@pytest.hookimpl(trylast=True)  # after -m / -k have deselected
 def pytest_collection_modifyitems(config, items: list) -> None:
     """Under xdist, this worker's lane only (tests/lanes.py). The modules that use the shared
     servers run first, those of the server the fewest modules use first (collection order

@@ -3,8 +3,9 @@
 Lane 0, the engine lane, runs the tests marked ``engine``: those that use the session's shared
 servers (conftest.py) or start big topologies, one engine computing at a time. The other lanes
 run everything else at a lower CPU priority (``nice``): the unit tests, and the engine tests
-that only start their own small server, marked ``engine(lane="side")``; with more than two
-workers the side lanes share those by module.
+that start only their own small server, one at a time, marked ``engine(lane="side")`` (a
+test that starts several at once belongs on the engine lane: two lanes' servers together ran a
+23 GB host out of memory); with more than two workers the side lanes share those by module.
 
 Why: a server start is mostly single-threaded imports (~12 s a process on 2 cores) and a test
 mostly waits on HTTP, which leaves a core idle much of the time; the side lane uses it. The nice
@@ -65,20 +66,20 @@ def lane_of(item) -> str:
 
 def keep_own_lane(config, items: list) -> None:
     """On an xdist worker, keep (in place) only the tests of this worker's lane: the engine
-    tests on lane 0; the rest on the side lanes, by module, the side engine tests first
-    (the longest work first, the unit tests fill the end)."""
+    tests on lane 0; the rest on the side lanes, by module, in collection order. With no
+    engine-lane tests (``-m "not engine"``) every lane takes side modules."""
     lane = this_lane(config)
     if lane is None:
         return
-    if lane == ENGINE_LANE:
-        items[:] = [item for item in items if lane_of(item) == "engine"]
+    engine = [item for item in items if lane_of(item) == "engine"]
+    if lane == ENGINE_LANE and engine:
+        items[:] = engine
         return
-    sides = int(config.workerinput["workercount"]) - 1
+    first = ENGINE_LANE + 1 if engine else ENGINE_LANE
+    lanes = int(config.workerinput["workercount"]) - first
     modules = list(dict.fromkeys(item.path for item in items if lane_of(item) == SIDE))
-    mine = {path for k, path in enumerate(modules) if 1 + k % max(sides, 1) == lane}
-    kept = [item for item in items if lane_of(item) == SIDE and item.path in mine]
-    kept.sort(key=lambda item: item.get_closest_marker("engine") is None)  # stable: engine tests first
-    items[:] = kept
+    mine = {path for k, path in enumerate(modules) if first + k % max(lanes, 1) == lane}
+    items[:] = [item for item in items if lane_of(item) == SIDE and item.path in mine]
 
 
 def check_lane(config, what: str) -> None:

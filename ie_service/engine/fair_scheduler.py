@@ -6,16 +6,19 @@ priority, and each prefilling prompt takes as much of a step's token budget as i
 then every one of its decode steps carries their next chunks: 8.8x its idle time (measured).
 
 :class:`FairShareScheduler` keeps vLLM's algorithm and changes what it sees for one step: while
-requests of the most urgent priority present (lower runs first) are in the engine, the others
-wait, decoding or prefilling, so the urgent requests' steps cost what they cost alone (a step
-with 8 lesser decodes measured ~1.8x one without, with a 64-token chunk ~2.5x, a 2048-token one
-20x and more); after ``PATIENCE`` such steps in a row the lesser decodes run and one lesser
-prompt computes ``prefill_allowance`` tokens, so the big request keeps moving under any stream
-of small ones (at least one step in ``PATIENCE + 1``). For ``AFTER_URGENT_STEPS`` steps after an
-urgent request the lesser ones get an eighth of the step budget: the step the next small request
-arrives in, which nothing interrupts, stays short. When the KV cache is nearly full nothing is
-held (vLLM's own priority preemption then decides), and with equal priorities the scheduler is
-vLLM's, step for step.
+requests of the most urgent priority present (lower runs first) are in the engine, the others'
+prefill waits, and bulk requests (32 prompts or more: one long text) wait whole, decodes too,
+so the urgent requests' steps cost about what they cost alone (a step with 8 lesser decodes
+measured ~1.8x one without, with a 64-token chunk ~2.5x, a 2048-token one 20x and more). The
+decodes of smaller lesser requests (the documents of ``eval`` and ``kg build``, a few prompts
+each) go on: holding them too halved those runs' throughput (measured). After ``PATIENCE`` such
+steps in a row the lesser decodes run and one lesser prompt computes ``prefill_allowance``
+tokens, so a big request keeps moving under any stream of small ones (at least one step in
+``PATIENCE + 1``). For ``AFTER_URGENT_STEPS`` steps after an urgent request, bulk requests
+alone get an eighth of the step budget: the step the next small request arrives in, which
+nothing interrupts, stays short. When the KV cache is nearly full nothing is held (vLLM's own
+priority preemption then decides), and with equal priorities the scheduler is vLLM's, step
+for step.
 
 The engine core builds it from its qualified name (``scheduler_cls``) and reads the allowance
 from vLLM's ``additional_config`` (``serve --fair-share-prefill-tokens``; 0 turns the hold off)."""
@@ -32,6 +35,7 @@ from .engine_args import FAIR_SHARE_KEY
 
 HOLD_BELOW_KV_USAGE = 0.9  # a fuller cache is vLLM's to manage (it preempts by priority)
 PATIENCE = 4  # steps a lesser request waits in a row: a 4-token request's whole life
+BULK_PRIORITY = 31  # a request of 32 prompts or more (one long text): its decodes wait too
 AFTER_URGENT_STEPS = 16  # steps after an urgent request during which the next one is expected
 STEP_SHARE_AFTER_URGENT = 8  # those steps take 1/8 of the step budget (256 of vLLM's 2048 on a CPU)
 
@@ -56,10 +60,11 @@ class Hold:
 
 
 def plan_hold(running: list[Request], waiting: list[Request], allowance: int, *, let_one: bool) -> Hold:
-    """The requests to hold back this step: every request less urgent than the most urgent one
-    present, decoding or prefilling, so that the urgent ones' steps cost what they cost alone;
-    with ``let_one``, the lesser decodes go on and the first lesser prefill may compute
-    ``allowance`` tokens (so a stream of small requests cannot starve a big one)."""
+    """The requests to hold back this step: the prefills of every request less urgent than the
+    most urgent one present, and the decodes of the bulk ones among them (``BULK_PRIORITY``), so
+    that the urgent ones' steps cost about what they cost alone; with ``let_one``, the lesser
+    decodes go on and the first lesser prefill may compute ``allowance`` tokens (so a stream of
+    small requests cannot starve a big one)."""
     present = running + waiting
     if allowance <= 0 or not present:
         return Hold()
@@ -67,10 +72,10 @@ def plan_hold(running: list[Request], waiting: list[Request], allowance: int, *,
     lesser = sorted((r for r in present if r.priority > urgent), key=lambda r: (r.priority, r.arrival_time))
     if not lesser:
         return Hold()
+    prefilling = [r for r in lesser if prefill_left(r) > 0]
     if not let_one:
-        held = set(lesser)
+        held = set(prefilling) | {r for r in lesser if r.priority >= BULK_PRIORITY}
     else:
-        prefilling = [r for r in lesser if prefill_left(r) > 0]
         held = set(prefilling[1:])
     hold = Hold(running=[r for r in running if r in held], waiting=[r for r in waiting if r in held],
                 urgent=urgent)
@@ -126,7 +131,7 @@ class FairShareScheduler(Scheduler):
         if self.last_urgent is None or self.since_urgent > AFTER_URGENT_STEPS or not self.prefill_allowance:
             return False
         present = [*self.running, *self.waiting]
-        return bool(present) and min(r.priority for r in present) > self.last_urgent
+        return bool(present) and min(r.priority for r in present) > max(self.last_urgent, BULK_PRIORITY - 1)
 
     def _plan(self) -> Hold:
         if self.policy != SchedulingPolicy.PRIORITY or self.kv_cache_manager.usage >= HOLD_BELOW_KV_USAGE:

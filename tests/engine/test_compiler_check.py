@@ -54,7 +54,7 @@ def test_compiling_without_a_compiler_is_refused_before_start():
         compiler_environment(False, {"CXX": MISSING, DISABLE_ENV: "1"})
 
 
-@pytest.mark.engine
+@pytest.mark.engine(lane="side")  # its own small server, one at a time (tests/lanes.py)
 def test_extraction_through_the_real_engine_without_a_compiler(monkeypatch):
     """The CPU image's case: confidences (logprobs) from an engine on a host without g++."""
     monkeypatch.setenv("CXX", MISSING)

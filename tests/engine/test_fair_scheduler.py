@@ -23,8 +23,8 @@ from vllm.v1.request import Request  # noqa: E402
 from vllm.v1.structured_output import StructuredOutputManager  # noqa: E402
 
 from ie_service.engine.engine_args import FAIR_SCHEDULER, FAIR_SHARE_KEY  # noqa: E402
-from ie_service.engine.fair_scheduler import (AFTER_URGENT_STEPS, PATIENCE, STEP_SHARE_AFTER_URGENT,  # noqa: E402
-                                               FairShareScheduler)
+from ie_service.engine.fair_scheduler import (AFTER_URGENT_STEPS, BULK_PRIORITY, PATIENCE,  # noqa: E402
+                                               STEP_SHARE_AFTER_URGENT, FairShareScheduler)
 
 BUDGET = 512  # tokens a step may schedule
 BLOCKS = 2000
@@ -83,8 +83,8 @@ def run(s: Scheduler, script: dict[int, list[Request]], steps: int = 200) -> lis
 
 
 def heavy_then_small() -> dict[int, list[Request]]:
-    """Four 600-token prompts of one big request (priority 4), a 40-token 4-token one at step 2."""
-    heavy = [request(f"heavy{i}", 600, 4, 6) for i in range(4)]
+    """Four 600-token prompts of one bulk request, a 40-token 4-token one at step 2."""
+    heavy = [request(f"heavy{i}", 600, BULK_PRIORITY, 6) for i in range(4)]
     return {0: heavy, 2: [request("small", 40, 0, 4)]}
 
 
@@ -112,17 +112,6 @@ def test_while_a_small_request_runs_its_steps_are_its_own(model_folder) -> None:
     assert set(trace[last_small + 1]) != {"small"}, "then the big request has the steps again"
 
 
-def test_the_big_requests_decodes_wait_too(model_folder) -> None:
-    """A small request arriving while the big one decodes: its steps carry none of those decodes."""
-    script = {0: [request(f"heavy{i}", 40, 4, 30) for i in range(4)], 3: [request("small", 40, 0, 4)]}
-    trace = run(scheduler(model_folder, FairShareScheduler), script)
-    assert all(trace[2][f"heavy{i}"] == 1 for i in range(4)), "decoding when the small one arrives"
-    assert all(set(s) == {"small"} for s in small_steps(trace)), small_steps(trace)
-    vllms = run(scheduler(model_folder, Scheduler), {0: [request(f"heavy{i}", 40, 4, 30) for i in range(4)],
-                                                     3: [request("small", 40, 0, 4)]})
-    assert all(len(s) == 5 for s in small_steps(vllms)), "vLLM's steps carry the 4 decodes"
-
-
 def test_vllms_own_scheduler_fills_those_steps_with_the_big_prefills(model_folder) -> None:
     """The same script without the hold: what the fair-share scheduler exists to prevent."""
     trace = run(scheduler(model_folder, Scheduler), heavy_then_small())
@@ -137,6 +126,20 @@ def test_with_equal_priorities_or_no_allowance_it_is_vllms_scheduler_step_for_st
     assert ours == run(scheduler(model_folder, Scheduler), script())
     off = run(scheduler(model_folder, FairShareScheduler, allowance=0), heavy_then_small())
     assert off == run(scheduler(model_folder, Scheduler), heavy_then_small())
+
+
+def test_a_bulk_requests_decodes_wait_too_a_smaller_ones_go_on(model_folder) -> None:
+    """A small request arriving while others decode: a bulk request's decodes wait for it (its
+    steps carry none of them); a request of a few prompts (a document of kg build) decodes on."""
+    def script(priority: int) -> dict[int, list[Request]]:
+        return {0: [request(f"heavy{i}", 40, priority, 30) for i in range(4)], 3: [request("small", 40, 0, 4)]}
+
+    bulk = run(scheduler(model_folder, FairShareScheduler), script(BULK_PRIORITY))
+    assert all(bulk[2][f"heavy{i}"] == 1 for i in range(4)), "decoding when the small one arrives"
+    assert all(set(s) == {"small"} for s in small_steps(bulk)), small_steps(bulk)
+    few = run(scheduler(model_folder, FairShareScheduler), script(3))
+    assert all(len(s) == 5 for s in small_steps(few)), "the 4 decodes go on beside it"
+    assert few == run(scheduler(model_folder, Scheduler), script(3)), "no prefill to hold: vLLM's steps"
 
 
 def test_the_big_request_keeps_moving_under_a_stream_of_small_ones(model_folder) -> None:
@@ -154,16 +157,22 @@ def test_the_big_request_keeps_moving_under_a_stream_of_small_ones(model_folder)
 
 
 def test_after_the_small_request_short_steps_then_the_whole_budget_again(model_folder) -> None:
-    """The next small request may come soon: for ``AFTER_URGENT_STEPS`` steps the big one's steps
-    take an eighth of the budget (so the step a small request arrives in is short), then all of it."""
-    script = {0: [request(f"heavy{i}", 1200, 4, 6) for i in range(4)], 2: [request("small", 40, 0, 4)]}
-    trace = run(scheduler(model_folder, FairShareScheduler), script)
+    """The next small request may come soon: for ``AFTER_URGENT_STEPS`` steps a bulk request's
+    steps take an eighth of the budget (so the step a small request arrives in is short), then
+    all of it; smaller requests have the whole budget at once."""
+    def script(priority: int) -> dict[int, list[Request]]:
+        return {0: [request(f"heavy{i}", 1200, priority, 6) for i in range(4)], 2: [request("small", 40, 0, 4)]}
+
+    trace = run(scheduler(model_folder, FairShareScheduler), script(BULK_PRIORITY))
     last_small = max(i for i, s in enumerate(trace) if "small" in s)
     after = trace[last_small + 1:]
     short = BUDGET // STEP_SHARE_AFTER_URGENT
     assert all(sum(t.values()) <= short for t in after[:AFTER_URGENT_STEPS]), after[:AFTER_URGENT_STEPS]
     assert sum(after[AFTER_URGENT_STEPS + 1].values()) == BUDGET
     assert sum(trace[0].values()) == BUDGET, "before any small request: vLLM's budget"
+    few = run(scheduler(model_folder, FairShareScheduler), script(3))
+    last_small = max(i for i, s in enumerate(few) if "small" in s)
+    assert sum(few[last_small + 1].values()) == BUDGET
 
 
 def test_a_nearly_full_kv_cache_is_left_to_vllms_preemption(model_folder, monkeypatch) -> None:

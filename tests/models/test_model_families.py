@@ -19,7 +19,7 @@ from ie_service.models.inspection import inspect_model
 from ie_service.models.quantization import has_cpu_4bit_kernels
 from ie_service.local_server import local_servers
 
-pytestmark = pytest.mark.engine(lane="side")  # its own small servers (tests/lanes.py)
+pytestmark = pytest.mark.engine  # five servers at once: the engine lane (tests/lanes.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / ".cache" / "test-logs"

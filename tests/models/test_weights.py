@@ -187,7 +187,7 @@ def test_merge_lora_refuses_non_adapter(tmp_path, base_and_tuned):
     assert r.returncode == 2 and "adapter_config.json" in r.stderr
 
 
-@pytest.mark.engine
+@pytest.mark.engine(lane="side")  # its own small server, one at a time (tests/lanes.py)
 def test_merged_folder_serves_through_real_engine(lora_setup, tmp_path):
     import httpx
 
