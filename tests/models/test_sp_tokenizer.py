@@ -109,7 +109,7 @@ def _ids(group: str) -> list[int]:
     return [int(x) for x in group.split(",") if x.strip()]
 
 
-@pytest.mark.engine(lane="side")  # its own small server (tests/lanes.py)
+@pytest.mark.engine  # the engine lane: it balances the side lane (tests/lanes.py)
 def test_served_sentencepiece_folder(sp_folder, sp, tmp_path):
     """``serve --model`` only: the ids the engine sent are sentencepiece's (with BOS), the
     text is what sentencepiece decodes from the output ids, constrained NER answers."""
