@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from ie_service.local_server import local_servers  # noqa: E402
-from lanes import SIDE_NICE, LaneAssigner, check_lane, keep_own_lane, this_lane  # noqa: E402
+from lanes import ENGINE_LANE, SIDE_NICE, LaneAssigner, check_lane, keep_own_lane, this_lane  # noqa: E402
 from waits import wait_until  # noqa: E402
 
 LOGS = Path(__file__).resolve().parent.parent / ".cache" / "test-logs"
@@ -28,7 +28,7 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_configure(config) -> None:
     if getattr(config.option, "numprocesses", None) and this_lane(config) is None:  # xdist's controller
         config.pluginmanager.register(LaneAssigner(), "ie-lanes")
-    if this_lane(config):  # a side lane yields the cores to the engine lane's computing
+    if this_lane(config) not in (None, ENGINE_LANE):  # a side lane yields the cores to the engine lane
         os.nice(SIDE_NICE)
 
 

@@ -56,7 +56,8 @@ class Hold:
 
     @property
     def empty(self) -> bool:
-        return not (self.running or self.waiting or self.threshold or self.urgent is not None)
+        """Nothing held, no cap: the step is vLLM's (``urgent`` only records who was present)."""
+        return not (self.running or self.waiting or self.threshold)
 
 
 def plan_hold(running: list[Request], waiting: list[Request], allowance: int, *, let_one: bool) -> Hold:
